@@ -30,7 +30,11 @@ const duration = () =>
     }
   });
 
-const port = () => z.number().int().min(0).max(65535);
+/** A TCP port; a numeric string is accepted too, since `${VAR}` expansion always yields text. */
+const port = () =>
+  z
+    .union([z.number(), z.string().regex(/^\d+$/, 'expected a port number').transform(Number)])
+    .pipe(z.number().int().min(0).max(65535));
 const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 const listener = (defaultPort: number, defaultTls: 'starttls' | 'implicit') =>
@@ -40,7 +44,7 @@ const listener = (defaultPort: number, defaultTls: 'starttls' | 'implicit') =>
       enabled: z.boolean().default(true),
       host: z.string().min(1).default('0.0.0.0'),
       /** 0 picks a free port (tests); 587/465 are usually mapped in front by the Service. */
-      port: port().default(defaultPort),
+      port: port().prefault(defaultPort),
       /** starttls: plaintext greeting, STARTTLS required. implicit: TLS from the first byte. */
       tls: z.enum(['starttls', 'implicit']).default(defaultTls),
     })
@@ -48,7 +52,7 @@ const listener = (defaultPort: number, defaultTls: 'starttls' | 'implicit') =>
 
 const smarthost = z.strictObject({
   host: z.string().min(1),
-  port: port().default(587),
+  port: port().prefault(587),
   /** starttls (required, not opportunistic), implicit TLS, or none (trusted networks only). */
   tls: z.enum(['starttls', 'implicit', 'none']).default('starttls'),
   /** Verify the smarthost's certificate against the system CAs (or `ca`). */
@@ -83,7 +87,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(true),
       host: z.string().min(1).default('0.0.0.0'),
-      port: port().default(9587),
+      port: port().prefault(9587),
     })
     .prefault({}),
   tls: z

@@ -1,0 +1,26 @@
+import type { Config } from '../config/schema.js';
+import { formatDuration, formatSize } from '../util/units.js';
+
+/** What `check-config` prints for a valid file: what will listen, where mail goes, where data lives. */
+export function formatConfigSummary(config: Config): string {
+  const listeners = (['submission', 'submissions'] as const).map((name) => {
+    const l = config.listeners[name];
+    return l.enabled ? `  ${name}: ${l.host}:${l.port} (${l.tls})` : `  ${name}: disabled`;
+  });
+  const smarthost = config.delivery.smarthost;
+  const lockout = config.auth.lockout;
+  return [
+    `hostname: ${config.hostname}`,
+    'listeners:',
+    ...listeners,
+    `tls: ${config.tls.cert} (${config.tls.selfSigned ? 'self-signed when missing' : 'must exist'}, minimum ${config.tls.minVersion})`,
+    `users: ${config.auth.usersFile} (lockout after ${lockout.failures} failures in ${formatDuration(lockout.window)} for ${formatDuration(lockout.duration)})`,
+    `limits: ${formatSize(config.limits.maxMessageSize)} per message, ${config.limits.maxRecipients} recipients, ` +
+      `${config.limits.maxConnections} connections (${config.limits.maxConnectionsPerIp} per IP)`,
+    `spool: ${config.spool.dir}`,
+    `delivery: ${config.delivery.mode}` +
+      (smarthost ? ` via ${smarthost.host}:${smarthost.port} (${smarthost.tls}${smarthost.auth ? `, AUTH as ${smarthost.auth.user}` : ''})` : ''),
+    `retry: ${config.delivery.retry.schedule.map(formatDuration).join(', ')}; give up after ${formatDuration(config.delivery.retry.maxAge)}`,
+    `rate limits: ${config.rateLimit.store}`,
+  ].join('\n');
+}

@@ -1,0 +1,204 @@
+import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { domainToASCII } from 'node:url';
+import { createTransport, type Mail, type NodemailerError, type SMTPPoolOptions, type SMTPPoolSentMessageInfo } from 'nodemailer';
+import type { SmarthostConfig } from '../config/schema.js';
+import { PosternError, errorMessage } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { classifyReplyCode, classifySendError, describeSendError, type DeliveryOutcome } from './replyClassifier.js';
+
+/** One message to hand to the next hop, for the recipients still pending. */
+export interface OutgoingMessage {
+  id: string;
+  /** The reverse-path; '' sends MAIL FROM:<>. */
+  sender: string;
+  recipients: string[];
+  /** Opens the message as spooled; called once per attempt. */
+  message: () => Readable;
+  /** Bytes, announced with SIZE= when the server supports it (RFC 1870). */
+  size?: number;
+  /** Announce BODY=8BITMIME (RFC 6152), as the client did when it submitted the message. */
+  eightBitMime?: boolean;
+}
+
+export interface RecipientResult {
+  address: string;
+  outcome: DeliveryOutcome;
+  /** The remote server's reply for this recipient, or what kept us from getting one. */
+  reply: string;
+}
+
+export interface DeliveryAttempt {
+  recipients: RecipientResult[];
+}
+
+/** What the delivery queue needs from a next hop. */
+export interface MessageSender {
+  /** Never rejects: every failure becomes a per-recipient outcome. */
+  send(message: OutgoingMessage): Promise<DeliveryAttempt>;
+  close(): void;
+}
+
+export interface SmarthostSenderOptions {
+  /** The name to announce in EHLO; this gateway's configured hostname. */
+  clientHostname?: string;
+  /** Connections kept open to the smarthost; match the delivery concurrency. */
+  maxConnections?: number;
+}
+
+/**
+ * Relays spooled messages to one smarthost over a pool of SMTP connections (nodemailer).
+ *
+ * The message goes out byte for byte as spooled: it is passed as `raw`, so nothing is
+ * parsed, re-encoded or added, and the SMTP envelope is given explicitly, so the header
+ * fields (To, Cc, Bcc) play no part in where it goes.
+ */
+export class SmarthostSender implements MessageSender {
+  private readonly transport: Mail<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
+  private readonly target: string;
+
+  constructor(
+    config: SmarthostConfig,
+    private readonly logger: Logger,
+    options: SmarthostSenderOptions = {},
+  ) {
+    this.target = `${config.host}:${config.port}`;
+    const ca = config.ca === undefined ? undefined : readCa(config.ca);
+    this.transport = createTransport({
+      pool: true,
+      host: config.host,
+      port: config.port,
+      // implicit: TLS from the first byte (RFC 8314). starttls: the upgrade is required, a
+      // server that does not offer it fails the attempt instead of getting plaintext.
+      secure: config.tls === 'implicit',
+      requireTLS: config.tls === 'starttls',
+      ignoreTLS: config.tls === 'none',
+      tls: {
+        rejectUnauthorized: config.verifyCertificate,
+        servername: config.host,
+        ...(ca !== undefined && { ca }),
+      },
+      ...(config.auth && {
+        auth: { user: config.auth.user, pass: config.auth.pass },
+        // With credentials configured, a server that does not offer AUTH is refused rather
+        // than silently used without logging in.
+        forceAuth: true,
+      }),
+      ...(options.clientHostname !== undefined && { name: options.clientHostname }),
+      maxConnections: options.maxConnections ?? 5,
+      // Spool files are the only input; never let a message make nodemailer read files or URLs.
+      disableFileAccess: true,
+      disableUrlAccess: true,
+      logger: false,
+    });
+  }
+
+  async send(message: OutgoingMessage): Promise<DeliveryAttempt> {
+    if (message.recipients.length === 0) return { recipients: [] };
+    let raw: Readable | undefined;
+    try {
+      raw = message.message();
+      const info = await this.transport.sendMail({
+        envelope: {
+          from: message.sender === '' ? false : message.sender,
+          to: message.recipients,
+          ...(message.size !== undefined && { size: message.size }),
+          ...(message.eightBitMime && { use8BitMime: true }),
+        },
+        raw,
+      });
+      return { recipients: resultsFromInfo(message.recipients, info) };
+    } catch (err) {
+      this.logger.debug({ queueId: message.id, smarthost: this.target, err: errorMessage(err) }, 'smarthost send failed');
+      return { recipients: resultsFromError(message.recipients, err as NodemailerError) };
+    } finally {
+      // nodemailer leaves the stream open when the envelope was refused before DATA.
+      raw?.destroy();
+    }
+  }
+
+  /** Close idle connections now and busy ones once their message is done. */
+  close(): void {
+    this.transport.close();
+  }
+}
+
+function readCa(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new PosternError('TLS_MATERIAL_INVALID', `Cannot read the smarthost CA file ${path}: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+/**
+ * The transaction went through (the server said 2xx after DATA): every recipient it accepted
+ * is delivered; those refused at RCPT TO carry their own reply in info.rejectedErrors.
+ */
+function resultsFromInfo(recipients: string[], info: SMTPPoolSentMessageInfo): RecipientResult[] {
+  const rejected = byAddress(info.rejectedErrors ?? [], (e) => e.recipient);
+  const accepted = new Set(info.accepted.map(addressKey));
+  return recipients.map((address) => {
+    const refusal = rejected.get(addressKey(address));
+    if (refusal) return refusalResult(address, refusal);
+    if (accepted.has(addressKey(address)) || recipients.length === 1) {
+      return { address, outcome: 'delivered', reply: info.response };
+    }
+    // nodemailer rewrote the address beyond what addressKey() undoes; not knowing its fate,
+    // the safe course is another attempt (a possible duplicate over a possible loss).
+    return { address, outcome: 'deferred', reply: `recipient not found in the server's replies; last reply: ${info.response}` };
+  });
+}
+
+/**
+ * The transaction failed. When every recipient was refused at RCPT TO, nodemailer raises
+ * EENVELOPE carrying each refusal in err.rejectedErrors; otherwise (MAIL FROM or DATA
+ * refused, connection lost, TLS or login failed) one error speaks for every recipient.
+ */
+function resultsFromError(recipients: string[], err: NodemailerError): RecipientResult[] {
+  const wholeOutcome = classifySendError(err);
+  const wholeReply = describeSendError(err);
+  const rejected = byAddress(err.rejectedErrors ?? [], (e) => e.recipient);
+  return recipients.map((address) => {
+    const refusal = rejected.get(addressKey(address));
+    if (refusal) return refusalResult(address, refusal);
+    return { address, outcome: wholeOutcome, reply: wholeReply };
+  });
+}
+
+function refusalResult(address: string, refusal: NodemailerError): RecipientResult {
+  const outcome = typeof refusal.responseCode === 'number' ? classifyReplyCode(refusal.responseCode) : classifySendError(refusal);
+  // A refusal is never "delivered", whatever odd code came with it.
+  return { address, outcome: outcome === 'delivered' ? 'deferred' : outcome, reply: describeSendError(refusal) };
+}
+
+function byAddress<T>(items: T[], addressOf: (item: T) => string | undefined): Map<string, T> {
+  const map = new Map<string, T>();
+  for (const item of items) {
+    const address = addressOf(item);
+    if (address !== undefined) map.set(addressKey(address), item);
+  }
+  return map;
+}
+
+/**
+ * A comparison key for an address as we spooled it and as nodemailer reports it back: it
+ * turns domains into A-labels (or U-labels with a UTF-8 local part) and may quote a local
+ * part, so compare with the domain in A-label form, case-folded (domains are
+ * case-insensitive, RFC 5321 section 2.4), and the local part without its quoting.
+ */
+export function addressKey(address: string): string {
+  const at = address.lastIndexOf('@');
+  if (at < 0) return unquote(address);
+  const local = unquote(address.slice(0, at));
+  const domain = address.slice(at + 1);
+  const ascii = domainToASCII(domain);
+  return `${local}@${(ascii || domain).toLowerCase()}`;
+}
+
+function unquote(local: string): string {
+  if (local.length >= 2 && local.startsWith('"') && local.endsWith('"')) {
+    return local.slice(1, -1).replace(/\\(.)/g, '$1');
+  }
+  return local;
+}

@@ -1,0 +1,144 @@
+import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
+import type { Config, ListenerName } from './config/schema.js';
+import { Authenticator } from './auth/authenticator.js';
+import { LoginLockout } from './auth/lockout.js';
+import { UserStore } from './auth/userStore.js';
+import { DeliveryQueue } from './delivery/deliveryQueue.js';
+import { SmarthostSender } from './delivery/smarthostSender.js';
+import { startSubmissionListeners } from './smtp/submissionServer.js';
+import { Spool } from './spool/spool.js';
+import { CertificateStore } from './tls/certificateStore.js';
+import { systemClock, type Clock } from './util/clock.js';
+import { errorMessage } from './util/errors.js';
+import type { Logger } from './util/logger.js';
+
+/**
+ * The composition root: builds every dependency from the validated configuration, wires them
+ * together and owns the order of start and stop. Nothing else constructs long-lived objects.
+ */
+export interface GatewayDeps {
+  logger: Logger;
+  clock?: Clock;
+}
+
+export interface Gateway {
+  /** Bound addresses of the SMTP listeners (a configured port 0 becomes a real one). */
+  readonly addresses: Partial<Record<ListenerName, AddressInfo>>;
+  /** Re-read what may change without a restart: users and the certificate (SIGHUP). */
+  reload(): void;
+  /**
+   * Graceful stop: listeners stop accepting, open sessions get `shutdown.gracePeriod` to
+   * finish, delivery workers finish what they are sending, then everything is closed.
+   */
+  stop(): Promise<void>;
+}
+
+export async function startGateway(config: Config, deps: GatewayDeps): Promise<Gateway> {
+  const { logger } = deps;
+  const clock = deps.clock ?? systemClock;
+  const closers: Array<() => Promise<void> | void> = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) {
+      try {
+        await close();
+      } catch (err) {
+        logger.warn({ err: errorMessage(err) }, 'error while stopping');
+      }
+    }
+  };
+
+  try {
+    const certificates = await CertificateStore.open({
+      certPath: config.tls.cert,
+      keyPath: config.tls.key,
+      selfSigned: config.tls.selfSigned,
+      hostname: config.hostname,
+      logger: logger.child({ component: 'tls' }),
+    });
+    closers.push(() => certificates.close());
+
+    const { store: users, createdPassword } = await UserStore.open({
+      path: config.auth.usersFile,
+      logger: logger.child({ component: 'auth' }),
+      createIfMissing: true,
+    });
+    closers.push(() => users.close());
+    if (createdPassword !== undefined) {
+      // Printed once, on the first start only: there is no default password to guess.
+      logger.warn(
+        { usersFile: config.auth.usersFile, user: 'postmaster', initialPassword: createdPassword },
+        'created the users file with one user, postmaster, and the random password shown here; ' +
+          'add users with `postern user add NAME`',
+      );
+    }
+
+    let redis: Redis | undefined;
+    if (config.rateLimit.store === 'redis' && config.rateLimit.url) {
+      redis = new Redis(config.rateLimit.url, { lazyConnect: false, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+      redis.on('error', (err: Error) => logger.warn({ component: 'redis', err: err.message }, 'redis connection problem'));
+      const client = redis;
+      closers.push(() => void client.disconnect());
+    }
+    const lockout = new LoginLockout({
+      failures: config.auth.lockout.failures,
+      windowMs: config.auth.lockout.window,
+      durationMs: config.auth.lockout.duration,
+      redis,
+    });
+    const authenticator = new Authenticator({ users, lockout });
+
+    const spool = await Spool.open({ dir: config.spool.dir, logger: logger.child({ component: 'spool' }), clock });
+
+    const smarthost = config.delivery.smarthost;
+    if (!smarthost) throw new Error('delivery.smarthost is required');
+    const sender = new SmarthostSender(smarthost, logger.child({ component: 'delivery' }));
+    const delivery = new DeliveryQueue({
+      spool,
+      sender,
+      clock,
+      logger: logger.child({ component: 'delivery' }),
+      retry: { schedule: config.delivery.retry.schedule, maxAgeMs: config.delivery.retry.maxAge },
+      concurrency: config.delivery.concurrency,
+    });
+    delivery.start();
+    closers.push(() => delivery.stop(config.shutdown.gracePeriod));
+
+    const smtp = await startSubmissionListeners({
+      config,
+      logger: logger.child({ component: 'smtp' }),
+      clock,
+      logins: authenticator,
+      intake: spool,
+      tlsMaterial: certificates.material,
+    });
+    // The store logs each reload; new connections get the new pair, open sessions keep theirs.
+    certificates.onChange((material) => smtp.updateCertificate(material));
+    closers.push(() => smtp.close(config.shutdown.gracePeriod));
+
+    logger.info(
+      { hostname: config.hostname, spool: config.spool.dir, smarthost: `${smarthost.host}:${smarthost.port}` },
+      'postern started',
+    );
+
+    let stopping: Promise<void> | undefined;
+    return {
+      addresses: smtp.addresses,
+      reload() {
+        users.reload();
+        certificates.reload();
+      },
+      stop() {
+        stopping ??= (async () => {
+          logger.info({ activeSessions: smtp.activeSessions }, 'stopping');
+          await closeAll();
+          logger.info('postern stopped');
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

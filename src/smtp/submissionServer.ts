@@ -1,0 +1,400 @@
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import type { Config, ListenerName } from '../config/schema.js';
+import type { Clock } from '../util/clock.js';
+import { errorMessage } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { ConnectionLimits } from './connectionLimits.js';
+import { keepEnhancedCodesFromReplyText } from './enhancedStatusCodes.js';
+import { LineEndingCheck } from './lineEndingCheck.js';
+import { receivedHeader } from './receivedHeader.js';
+import { replies, replyLine, SmtpReplyError, type SmtpReply } from './replies.js';
+
+/** What the SMTP side needs from authentication: a verdict on one login. */
+export interface LoginVerifier {
+  authenticate(request: { username: string; password: string; clientIp: string }): Promise<
+    | { result: 'success'; user: { name: string } }
+    | { result: 'invalid' }
+    | { result: 'locked'; retryAfterMs: number }
+  >;
+}
+
+/** What the SMTP side needs from the spool: somewhere to stream a message and commit it. */
+export interface MessageIntake {
+  createIncoming(): Promise<IncomingMessageWriter>;
+}
+export interface IncomingMessageWriter {
+  readonly id: string;
+  write(chunk: Buffer): Promise<void>;
+  commit(meta: {
+    sender: string;
+    recipients: string[];
+    user?: string;
+    clientIp?: string;
+    smtpUtf8?: boolean;
+    bodyType?: '7bit' | '8bitmime';
+  }): Promise<unknown>;
+  discard(): Promise<void>;
+}
+
+export interface TlsMaterial {
+  key: Buffer;
+  cert: Buffer;
+}
+
+export interface SubmissionDeps {
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  logins: LoginVerifier;
+  intake: MessageIntake;
+  tlsMaterial: TlsMaterial;
+}
+
+export interface SubmissionListeners {
+  /** Where each enabled listener is bound (port 0 in the configuration becomes a real port). */
+  readonly addresses: Partial<Record<ListenerName, AddressInfo>>;
+  /** Present a new certificate to new connections; open sessions keep theirs. */
+  updateCertificate(material: TlsMaterial): void;
+  /** Sessions currently open, all listeners together. */
+  readonly activeSessions: number;
+  /**
+   * Stop accepting connections at once, give open sessions `graceMs` to finish, then close
+   * what is left with 421.
+   */
+  close(graceMs: number): Promise<void>;
+}
+
+/** Commands no submission client needs; refused as unrecognised, as Postfix does by default. */
+const ALWAYS_DISABLED = ['VRFY', 'EXPN', 'HELP', 'WIZ', 'SHELL', 'KILL', 'XCLIENT', 'XFORWARD'];
+/** RFC 4954 §4: AUTH is not offered, let alone accepted, before TLS. */
+const DISABLED_BEFORE_TLS = [...ALWAYS_DISABLED, 'AUTH'];
+
+interface SessionState {
+  log: Logger;
+  listener: ListenerName;
+  tlsProtocol?: string;
+  tlsCipher?: string;
+}
+
+/** One SMTP server per enabled listener, sharing connection limits and session bookkeeping. */
+export async function startSubmissionListeners(deps: SubmissionDeps): Promise<SubmissionListeners> {
+  keepEnhancedCodesFromReplyText();
+  const { config } = deps;
+  const limits = new ConnectionLimits(config.limits);
+  const sessions = new Map<string, SessionState>();
+  const servers = new Map<ListenerName, SMTPServer>();
+  const addresses: Partial<Record<ListenerName, AddressInfo>> = {};
+
+  try {
+    for (const name of ['submission', 'submissions'] as const) {
+      const listener = config.listeners[name];
+      if (!listener.enabled) continue;
+      const server = createServer(name, deps, limits, sessions);
+      servers.set(name, server);
+      addresses[name] = await listen(server, listener.port, listener.host);
+      deps.logger.info({ listener: name, ...addresses[name], tls: listener.tls }, 'listening');
+    }
+  } catch (err) {
+    for (const server of servers.values()) server.close();
+    throw err;
+  }
+
+  return {
+    addresses,
+    updateCertificate(material) {
+      for (const server of servers.values()) server.updateSecureContext({ key: material.key, cert: material.cert });
+    },
+    get activeSessions() {
+      return limits.active;
+    },
+    async close(graceMs) {
+      await Promise.all([...servers.values()].map((server) => closeServer(server, graceMs)));
+    },
+  };
+}
+
+function createServer(
+  listener: ListenerName,
+  deps: SubmissionDeps,
+  limits: ConnectionLimits,
+  sessions: Map<string, SessionState>,
+): SMTPServer {
+  const { config, logger } = deps;
+  const implicit = config.listeners[listener].tls === 'implicit';
+
+  const stateOf = (session: SMTPServerSession): SessionState => {
+    let state = sessions.get(session.id);
+    if (!state) {
+      state = { listener, log: logger.child({ session: session.id, listener, client: session.remoteAddress }) };
+      sessions.set(session.id, state);
+    }
+    return state;
+  };
+  const refuse = (state: SessionState, reply: SmtpReply, event: string, extra: object = {}) => {
+    state.log.info({ event, reply: replyLine(reply), ...extra }, 'refused');
+    return new SmtpReplyError(reply);
+  };
+
+  const server: SMTPServer = new SMTPServer({
+    secure: implicit,
+    name: config.hostname,
+    banner: 'Postern',
+    key: deps.tlsMaterial.key,
+    cert: deps.tlsMaterial.cert,
+    minVersion: config.tls.minVersion,
+    authMethods: ['PLAIN', 'LOGIN'],
+    // Postern checks authentication itself in onMailFrom (so the pre-TLS case answers with the
+    // right reason), but keeping this off lets smtp-server cut off clients that send command
+    // after command without logging in.
+    authOptional: false,
+    authRequiredMessage: `${replies.authRequired.enhanced} ${replies.authRequired.text}`,
+    allowInsecureAuth: false,
+    hideSTARTTLS: implicit,
+    hideENHANCEDSTATUSCODES: false,
+    disabledCommands: ALWAYS_DISABLED,
+    size: config.limits.maxMessageSize,
+    // Postern decides about oversized messages itself so the reply carries its own text.
+    rejectOversized: false,
+    maxClients: config.limits.maxConnections,
+    socketTimeout: config.limits.idleTimeout,
+    closeTimeout: 1000,
+    // Reverse DNS goes through Postern's own resolver once the DNS layer exists; until then the
+    // Received header names the client by its address literal.
+    disableReverseLookup: true,
+    logger: false,
+
+    onConnect(session, callback) {
+      const state = stateOf(session);
+      const admission = limits.admit(session.id, session.remoteAddress);
+      if (admission !== 'admitted') {
+        const reply = admission === 'too-many' ? replies.tooManyConnections : replies.tooManyConnectionsFromAddress;
+        return callback(refuse(state, reply, 'connect'));
+      }
+      session.disabledCommands = session.secure ? ALWAYS_DISABLED : DISABLED_BEFORE_TLS;
+      state.log.info({ event: 'connect' }, 'session opened');
+      callback();
+    },
+
+    onSecure(socket, session, callback) {
+      const state = stateOf(session);
+      const tlsSocket = socket as TLSSocket;
+      state.tlsProtocol = tlsSocket.getProtocol?.() ?? undefined;
+      state.tlsCipher = tlsSocket.getCipher?.()?.standardName;
+      // RFC 3207 §4.2: what was said before TLS is forgotten (smtp-server resets the session);
+      // AUTH becomes available now and only now.
+      session.disabledCommands = ALWAYS_DISABLED;
+      state.log.info({ event: 'tls', protocol: state.tlsProtocol, cipher: state.tlsCipher }, 'TLS established');
+      callback();
+    },
+
+    onAuth(auth, session, callback) {
+      const state = stateOf(session);
+      const username = auth.username ?? '';
+      // RFC 4616 §2: an authorization identity other than the authenticated one asks to act as
+      // someone else; Postern has no such delegation, so it is refused rather than ignored.
+      if (auth.method === 'PLAIN' && auth.authzid && auth.authcid && auth.authzid !== auth.authcid) {
+        return callback(refuse(state, replies.authInvalid, 'auth', { mechanism: auth.method, result: 'authzid-mismatch' }));
+      }
+      deps.logins
+        .authenticate({ username, password: auth.password ?? '', clientIp: session.remoteAddress })
+        .then((outcome) => {
+          if (outcome.result === 'success') {
+            state.log = state.log.child({ user: outcome.user.name });
+            state.log.info({ event: 'auth', mechanism: auth.method, result: 'success' }, 'authenticated');
+            return callback(null, { user: outcome.user });
+          }
+          if (outcome.result === 'locked') {
+            return callback(
+              refuse(state, replies.authLocked, 'auth', { mechanism: auth.method, result: 'locked', retryAfterMs: outcome.retryAfterMs }),
+            );
+          }
+          callback(refuse(state, replies.authInvalid, 'auth', { mechanism: auth.method, result: 'invalid' }));
+        })
+        .catch((err: unknown) => {
+          state.log.error({ event: 'auth', err: errorMessage(err) }, 'authentication failed with an error');
+          callback(new SmtpReplyError(replies.authUnavailable));
+        });
+    },
+
+    onMailFrom(_address, session, callback) {
+      const state = stateOf(session);
+      // No relaying without TLS and AUTH, ever (RFC 3207 §4, RFC 4954 §6).
+      if (!session.secure) return callback(refuse(state, replies.tlsRequired, 'mail'));
+      if (!session.user) return callback(refuse(state, replies.authRequired, 'mail'));
+      callback();
+    },
+
+    onRcptTo(_address, session, callback) {
+      const state = stateOf(session);
+      if (session.envelope.rcptTo.length >= config.limits.maxRecipients) {
+        return callback(refuse(state, replies.tooManyRecipients(config.limits.maxRecipients), 'rcpt'));
+      }
+      callback();
+    },
+
+    onData(stream, session, callback) {
+      const state = stateOf(session);
+      receiveMessage(stream, session, state, deps, server).then(
+        (reply) => callback(reply.code < 400 ? null : new SmtpReplyError(reply), `${reply.enhanced} ${reply.text}`),
+        (err: unknown) => {
+          state.log.error({ event: 'data', err: errorMessage(err) }, 'message intake failed');
+          callback(new SmtpReplyError(replies.localError));
+        },
+      );
+    },
+
+    onClose(session) {
+      const state = sessions.get(session.id);
+      sessions.delete(session.id);
+      limits.release(session.id);
+      state?.log.info({ event: 'close' }, 'session closed');
+    },
+  });
+
+  server.on('error', (err) => logger.warn({ listener, err: errorMessage(err) }, 'connection error'));
+  return server;
+}
+
+/**
+ * Streams one message into the spool and decides the reply. The whole stream is always read to
+ * its end, whatever happens, so the client's next command is parsed as a command.
+ */
+async function receiveMessage(
+  stream: SMTPServerDataStream,
+  session: SMTPServerSession,
+  state: SessionState,
+  deps: SubmissionDeps,
+  server: SMTPServer,
+): Promise<SmtpReply> {
+  const { config, clock } = deps;
+  const started = clock.now();
+  const timer = setTimeout(() => {
+    state.log.warn({ event: 'data', reply: replyLine(replies.dataTimeout) }, 'DATA took too long');
+    closeSession(server, session, replies.dataTimeout);
+  }, config.limits.dataTimeout);
+  timer.unref();
+
+  let incoming: IncomingMessageWriter | undefined;
+  let spoolError: unknown;
+  try {
+    incoming = await deps.intake.createIncoming();
+    await incoming.write(
+      Buffer.from(
+        receivedHeader({
+          helo: session.hostNameAppearsAs,
+          clientAddress: session.remoteAddress,
+          hostname: config.hostname,
+          queueId: incoming.id,
+          tlsProtocol: state.tlsProtocol,
+          tlsCipher: state.tlsCipher,
+          authenticatedUser: config.received.includeAuthUser ? userName(session) : undefined,
+          date: new Date(clock.now()),
+        }),
+      ),
+    );
+  } catch (err) {
+    spoolError = err;
+  }
+
+  const lineEndings = new LineEndingCheck();
+  let bytes = 0;
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      lineEndings.update(chunk);
+      // Once the message is refused for any reason, the rest is read and dropped.
+      if (spoolError || stream.sizeExceeded || lineEndings.foundBareLineEnding || !incoming) continue;
+      try {
+        await incoming.write(chunk);
+      } catch (err) {
+        spoolError = err;
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+
+  const summary = {
+    event: 'data',
+    queue: incoming?.id,
+    sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
+    recipients: session.envelope.rcptTo.length,
+    size: bytes,
+    ms: clock.now() - started,
+  };
+  const refuseMessage = async (reply: SmtpReply, reason: string, extra: object = {}) => {
+    await incoming?.discard().catch(() => undefined);
+    state.log.info({ ...summary, ...extra, outcome: 'rejected', reason, reply: replyLine(reply) }, 'message rejected');
+    return reply;
+  };
+
+  if (stream.sizeExceeded) return refuseMessage(replies.messageTooBig(config.limits.maxMessageSize), 'size');
+  if (lineEndings.foundBareLineEnding) return refuseMessage(replies.bareLineEnding, 'bare-line-ending');
+  if (spoolError || !incoming) {
+    return refuseMessage(replies.spoolUnavailable, 'spool', { err: errorMessage(spoolError) });
+  }
+
+  const mailFrom = session.envelope.mailFrom;
+  try {
+    await incoming.commit({
+      sender: mailFrom ? mailFrom.address : '',
+      recipients: session.envelope.rcptTo.map((r) => r.address),
+      user: userName(session),
+      clientIp: session.remoteAddress,
+      smtpUtf8: session.envelope.smtpUtf8 || undefined,
+      bodyType: session.envelope.bodyType === '8bitmime' ? '8bitmime' : '7bit',
+    });
+  } catch (err) {
+    return refuseMessage(replies.spoolUnavailable, 'spool', { err: errorMessage(err) });
+  }
+  const reply = replies.queued(incoming.id);
+  state.log.info({ ...summary, outcome: 'queued', reply: replyLine(reply) }, 'message queued');
+  return reply;
+}
+
+function userName(session: SMTPServerSession): string | undefined {
+  const user = session.user as { name?: string } | undefined;
+  return user?.name;
+}
+
+/** Closes one session with a reply, through smtp-server so its bookkeeping stays right. */
+function closeSession(server: SMTPServer, session: SMTPServerSession, reply: SmtpReply): void {
+  for (const connection of server.connections as Set<{ session: SMTPServerSession; send(code: number, text: string): void; close(): void }>) {
+    if (connection.session === session) {
+      connection.send(reply.code, `${reply.enhanced} ${reply.text}`);
+      connection.close();
+      return;
+    }
+  }
+}
+
+function listen(server: SMTPServer, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.server.once('error', onError);
+    server.listen(port, host, () => {
+      server.server.off('error', onError);
+      resolve(server.server.address() as AddressInfo);
+    });
+  });
+}
+
+/**
+ * Stop listening now; give open sessions up to graceMs to finish their work; then smtp-server
+ * answers any further command with 421 and closes what is left after its closeTimeout.
+ */
+async function closeServer(server: SMTPServer, graceMs: number): Promise<void> {
+  server.server.close();
+  await until(() => server.connections.size === 0, graceMs);
+  server.close();
+  await until(() => server.connections.size === 0, 2000);
+}
+
+async function until(done: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done() && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

@@ -1,0 +1,108 @@
+import { z } from 'zod';
+import { QUEUE_ID_PATTERN } from './queueId.js';
+
+/**
+ * The envelope record stored next to each spooled message: who it is from and to (the SMTP
+ * envelope, RFC 5321 section 2.3.1, which may differ from the header fields), how it arrived,
+ * and the delivery state of every recipient. It is the only state delivery keeps, so a
+ * restart resumes exactly where the last written record left off.
+ */
+
+export type RecipientStatus = 'pending' | 'delivered' | 'failed';
+
+export interface RecipientState {
+  address: string;
+  status: RecipientStatus;
+  /** Attempts made for this recipient, whatever their outcome. */
+  attempts: number;
+  /** The last reply for this recipient, as the remote server (or the sender) worded it. */
+  lastReply?: string;
+  lastAttemptAt?: number;
+}
+
+export interface Envelope {
+  version: 1;
+  id: string;
+  /** When the message was committed, ms since the epoch. */
+  receivedAt: number;
+  /** The reverse-path; '' is the null sender <> of bounces (RFC 5321 section 4.5.5). */
+  sender: string;
+  recipients: RecipientState[];
+  /** Bytes of the message file. */
+  size: number;
+  /** The authenticated submitter, if any. */
+  user?: string;
+  clientIp?: string;
+  /** The client asked for SMTPUTF8 (RFC 6531); delivery must keep that promise. */
+  smtpUtf8?: boolean;
+  /** BODY= from MAIL FROM (RFC 6152). */
+  bodyType?: '7bit' | '8bitmime';
+  /** Delivery attempts made for the message as a whole. */
+  attempts: number;
+  /** Not to be attempted before this time, ms since the epoch. */
+  nextAttemptAt: number;
+}
+
+const timestamp = z.number().int().nonnegative();
+
+const recipientSchema = z.object({
+  address: z.string(),
+  status: z.enum(['pending', 'delivered', 'failed']),
+  attempts: z.number().int().nonnegative(),
+  lastReply: z.string().optional(),
+  lastAttemptAt: timestamp.optional(),
+});
+
+const envelopeSchema = z.object({
+  version: z.literal(1),
+  id: z.string().regex(QUEUE_ID_PATTERN, 'is not a queue ID'),
+  receivedAt: timestamp,
+  sender: z.string(),
+  recipients: z.array(recipientSchema).min(1),
+  size: z.number().int().nonnegative(),
+  user: z.string().optional(),
+  clientIp: z.string().optional(),
+  smtpUtf8: z.boolean().optional(),
+  bodyType: z.enum(['7bit', '8bitmime']).optional(),
+  attempts: z.number().int().nonnegative(),
+  nextAttemptAt: timestamp,
+});
+
+/**
+ * Parse a stored envelope record. Throws an Error naming the first problem (and its field)
+ * when the text is not JSON or not an envelope; the caller decides what a bad record means.
+ */
+export function parseEnvelope(text: string): Envelope {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`not JSON: ${(err as Error).message}`);
+  }
+  return validateEnvelope(data);
+}
+
+/** Check that `data` is an envelope; returns it typed, throws an Error naming the bad field. */
+export function validateEnvelope(data: unknown): Envelope {
+  const result = envelopeSchema.safeParse(data);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const at = issue.path.map(String).join('.') || '(top level)';
+    throw new Error(`invalid envelope: ${at}: ${issue.message}`);
+  }
+  return result.data as Envelope;
+}
+
+export function serializeEnvelope(envelope: Envelope): string {
+  return `${JSON.stringify(envelope, null, 2)}\n`;
+}
+
+/** A deep copy, so callers of the index can never change what the spool holds. */
+export function copyEnvelope(envelope: Envelope): Envelope {
+  return { ...envelope, recipients: envelope.recipients.map((r) => ({ ...r })) };
+}
+
+/** Recipients still waiting for delivery. */
+export function pendingRecipients(envelope: Envelope): RecipientState[] {
+  return envelope.recipients.filter((r) => r.status === 'pending');
+}
