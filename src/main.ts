@@ -92,7 +92,10 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
 
     const smarthost = config.delivery.smarthost;
     if (!smarthost) throw new Error('delivery.smarthost is required');
-    const sender = new SmarthostSender(smarthost, logger.child({ component: 'delivery' }));
+    const sender = new SmarthostSender(smarthost, logger.child({ component: 'delivery' }), {
+      clientHostname: config.hostname,
+      maxConnections: config.delivery.concurrency,
+    });
     const delivery = new DeliveryQueue({
       spool,
       sender,

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import { domainToASCII } from 'node:url';
 import { createTransport, type Mail, type NodemailerError, type SMTPPoolOptions, type SMTPPoolSentMessageInfo } from 'nodemailer';
@@ -75,7 +76,8 @@ export class SmarthostSender implements MessageSender {
       ignoreTLS: config.tls === 'none',
       tls: {
         rejectUnauthorized: config.verifyCertificate,
-        servername: config.host,
+        // SNI carries host names only (RFC 6066 §3); an IP address smarthost gets none.
+        ...(isIP(config.host) === 0 && { servername: config.host }),
         ...(ca !== undefined && { ca }),
       },
       ...(config.auth && {

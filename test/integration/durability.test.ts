@@ -6,7 +6,7 @@ import { ALICE, prepareGatewayDir, spawnGateway, startTestGateway } from '../hel
 import { sampleMessage } from '../helpers/messages.js';
 import { freePort } from '../helpers/ports.js';
 import { authenticatedClient } from '../helpers/smtpClient.js';
-import { startUpstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 async function submit(port: number, subjects: string[]): Promise<string[]> {
   const client = await authenticatedClient(port, ALICE);
@@ -38,6 +38,7 @@ describe('accepted mail is never lost', () => {
   test('with the upstream down, a message is accepted, kept in the spool, and delivered once the upstream comes up', async () => {
     const port = await freePort();
     const postern = await startTestGateway({ upstreamPort: port });
+    let upstream: Upstream | undefined;
     try {
       const [id] = await submit(postern.submissionPort, ['while down']);
       // Give delivery time to try and fail at least once.
@@ -45,16 +46,14 @@ describe('accepted mail is never lost', () => {
       const files = await spooledFiles(postern.dir);
       assert.deepEqual(files, [`${id}.eml`, `${id}.json`]);
 
-      const upstream = await startUpstream({ port });
-      try {
-        const [message] = await upstream.waitFor(1);
-        assert.match(message!.raw.toString(), /Subject: while down/);
-        await waitUntil(async () => (await spooledFiles(postern.dir)).length === 0, 5000, 'the spool to empty');
-      } finally {
-        await upstream.close();
-      }
+      upstream = await startUpstream({ port });
+      const [message] = await upstream.waitFor(1);
+      assert.match(message!.raw.toString(), /Subject: while down/);
+      await waitUntil(async () => (await spooledFiles(postern.dir)).length === 0, 5000, 'the spool to empty');
     } finally {
+      // Postern first: its pooled connection would otherwise hold the upstream's close open.
       await postern.dispose();
+      await upstream?.close();
     }
   });
 
