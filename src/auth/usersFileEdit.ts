@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument, type Document, type YAMLMap } from 'yaml';
+import { writeFileAtomic } from '../util/atomicFile.js';
 import { hashPassword } from './passwordHash.js';
 import { senderPatternProblem } from './senderPattern.js';
 import { parseUsersFile, UsersFileError } from './usersFile.js';
@@ -48,7 +49,7 @@ export async function createInitialUsersFile(path: string): Promise<{ password: 
   const text = serialize(doc);
   parseUsersFile(text, path);
   await mkdir(dirname(path), { recursive: true, mode: DIR_MODE });
-  await writeFileAtomic(path, text, { exclusive: true });
+  await writeFileAtomic(path, text, { mode: FILE_MODE, exclusive: true });
   return { password };
 }
 
@@ -164,53 +165,5 @@ async function editUsersFile(
   const updated = serialize(doc);
   parseUsersFile(updated, path);
   if (text === undefined) await mkdir(dirname(path), { recursive: true, mode: DIR_MODE });
-  await writeFileAtomic(path, updated, { exclusive: false });
-}
-
-/**
- * Write `text` to `path` through a temporary file in the same directory. `exclusive` links the
- * file into place instead of renaming, which fails with EEXIST rather than replace a file
- * another process created meanwhile.
- */
-async function writeFileAtomic(path: string, text: string, { exclusive }: { exclusive: boolean }): Promise<void> {
-  const dir = dirname(path);
-  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const previous = await stat(path).catch(() => undefined);
-  const handle = await open(temp, 'wx', FILE_MODE);
-  try {
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.chmod(FILE_MODE); // the umask may have narrowed the mode, never widened it; be exact
-      if (previous && (previous.uid !== process.getuid?.() || previous.gid !== process.getgid?.())) {
-        // Run as root on the gateway's file, keep its owner so the gateway can still read it.
-        await handle.chown(previous.uid, previous.gid).catch(() => undefined);
-      }
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    if (exclusive) {
-      await link(temp, path);
-      await unlink(temp);
-    } else {
-      await rename(temp, path);
-    }
-  } catch (err) {
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  }
-  await syncDirectory(dir);
-}
-
-/** Make the rename itself durable: fsync the directory that holds the entry. */
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r').catch(() => undefined);
-  if (!handle) return;
-  try {
-    await handle.sync();
-  } catch {
-    // Some file systems refuse fsync on a directory; the data itself was synced.
-  } finally {
-    await handle.close();
-  }
+  await writeFileAtomic(path, updated, { mode: FILE_MODE, keepOwner: true });
 }

@@ -127,7 +127,7 @@ function createServer(
   const stateOf = (session: SMTPServerSession): SessionState => {
     let state = sessions.get(session.id);
     if (!state) {
-      state = { listener, log: logger.child({ session: session.id, listener, client: session.remoteAddress }) };
+      state = { listener, log: logger.child({ sessionId: session.id, listener, client: session.remoteAddress }) };
       sessions.set(session.id, state);
     }
     return state;
@@ -318,7 +318,7 @@ async function receiveMessage(
 
   const summary = {
     event: 'data',
-    queue: incoming?.id,
+    queueId: incoming?.id,
     sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
     recipients: session.envelope.rcptTo.length,
     size: bytes,

@@ -1,4 +1,7 @@
 import { open, rename, unlink } from 'node:fs/promises';
+import { fsyncDirectory } from '../util/atomicFile.js';
+
+export { fsyncDirectory };
 
 /**
  * The few file system steps a crash-safe store needs. A rename is atomic, but neither the
@@ -6,16 +9,6 @@ import { open, rename, unlink } from 'node:fs/promises';
  * data with the file, the name with its directory (see the rename(2) and fsync(2) notes on
  * ext4 data=ordered and "delayed allocation"). Postfix and Maildir rely on the same order.
  */
-
-/** fsync a directory, so the names created, renamed or removed in it are on disk. */
-export async function fsyncDirectory(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 /** Write a new file and fsync it. Fails if `path` already exists ('wx'), never overwrites. */
 export async function writeNewFileSynced(path: string, data: string | Buffer): Promise<void> {

@@ -2,7 +2,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
 import { describeCertificate, type CertificateInfo } from './certificateInfo.js';
-import { writeFileAtomic } from './writeFileAtomic.js';
+import { writeFileAtomic } from '../util/atomicFile.js';
 
 export interface SelfSignedOptions {
   /** The gateway's host name: the subject CN and the first subject alternative name. */
@@ -82,8 +82,8 @@ export function generateSelfSigned(opts: SelfSignedOptions): SelfSignedPair {
  */
 export async function writeSelfSigned(certPath: string, keyPath: string, opts: SelfSignedOptions): Promise<CertificateInfo> {
   const { certPem, keyPem } = generateSelfSigned(opts);
-  await writeFileAtomic(keyPath, keyPem, 0o600);
-  await writeFileAtomic(certPath, certPem, 0o644);
+  await writeFileAtomic(keyPath, keyPem, { mode: 0o600 });
+  await writeFileAtomic(certPath, certPem, { mode: 0o644 });
   return describeCertificate(certPem);
 }
 
