@@ -74,6 +74,8 @@ const DISABLED_BEFORE_TLS = [...ALWAYS_DISABLED, 'AUTH'];
 interface SessionState {
   log: Logger;
   listener: ListenerName;
+  /** Fires when the connection goes away, so a message being received is not waited for forever. */
+  closed: AbortController;
   tlsProtocol?: string;
   tlsCipher?: string;
 }
@@ -127,7 +129,7 @@ function createServer(
   const stateOf = (session: SMTPServerSession): SessionState => {
     let state = sessions.get(session.id);
     if (!state) {
-      state = { listener, log: logger.child({ sessionId: session.id, listener, client: session.remoteAddress }) };
+      state = { listener, closed: new AbortController(), log: logger.child({ sessionId: session.id, listener, client: session.remoteAddress }) };
       sessions.set(session.id, state);
     }
     return state;
@@ -249,6 +251,7 @@ function createServer(
       const state = sessions.get(session.id);
       sessions.delete(session.id);
       limits.release(session.id);
+      state?.closed.abort();
       state?.log.info({ event: 'close' }, 'session closed');
     },
   });
@@ -300,6 +303,12 @@ async function receiveMessage(
 
   const lineEndings = new LineEndingCheck();
   let bytes = 0;
+  // A client that disconnects (or is cut off by the DATA timeout) mid-message leaves a stream
+  // that never ends; ending it here lets the partial message be discarded.
+  const abandon = () => stream.destroy(new Error('the session closed during DATA'));
+  if (state.closed.signal.aborted) abandon();
+  else state.closed.signal.addEventListener('abort', abandon, { once: true });
+  let abandoned: unknown;
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       bytes += chunk.length;
@@ -312,8 +321,11 @@ async function receiveMessage(
         spoolError = err;
       }
     }
+  } catch (err) {
+    abandoned = err;
   } finally {
     clearTimeout(timer);
+    state.closed.signal.removeEventListener('abort', abandon);
   }
 
   const summary = {
@@ -330,6 +342,12 @@ async function receiveMessage(
     return reply;
   };
 
+  if (abandoned) {
+    // Nobody is left to read a reply; what matters is that nothing half-received stays behind.
+    await incoming?.discard().catch(() => undefined);
+    state.log.info({ ...summary, outcome: 'abandoned', reason: errorMessage(abandoned) }, 'message abandoned');
+    return replies.localError;
+  }
   if (stream.sizeExceeded) return refuseMessage(replies.messageTooBig(config.limits.maxMessageSize), 'size');
   if (lineEndings.foundBareLineEnding) return refuseMessage(replies.bareLineEnding, 'bare-line-ending');
   if (spoolError || !incoming) {
