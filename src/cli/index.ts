@@ -45,6 +45,14 @@ program
   .action(async (opts: { config?: string }) => {
     const config = loadOrExit(opts.config);
     const logger = createLogger(config.log.level);
+    // A bug must not die silently: log it as JSON like everything else, then exit non-zero so
+    // the supervisor restarts the process. The spool keeps every accepted message safe.
+    for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+      process.on(event, (err: unknown) => {
+        logger.fatal({ event, err: err instanceof Error ? err.stack : String(err) }, 'internal error, exiting');
+        process.exit(70);
+      });
+    }
     const gateway = await startGateway(config, { logger });
 
     let stopping = false;

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { ReadStream } from 'node:tty';
 import type { Command } from 'commander';
@@ -40,6 +41,10 @@ export function registerUserCommands(
     .option('--config <file>', 'configuration file naming the users file')
     .action(async (name: string, options: { sender: string[]; group: string[]; config?: string }) => {
       const path = resolveUsersFile(options.config);
+      // Fail on a taken name before asking for a password (a missing file is created by addUser).
+      if (existsSync(path) && readUsersFile(path).has(name)) {
+        throw new RangeError(`User ${name} already exists in ${path}; use \`postern user passwd ${name}\``);
+      }
       const password = await readNewPassword(io, `Password for ${name}: `);
       await addUser(path, name, await hashPassword(password), { senders: options.sender, groups: options.group });
       say(`Added user ${name} to ${path} (senders: ${list(options.sender)}; groups: ${list(options.group)}). ${pickedUp}`);
