@@ -4,6 +4,7 @@ import type { Config, ListenerName } from './config/schema.js';
 import { Authenticator } from './auth/authenticator.js';
 import { LoginLockout } from './auth/lockout.js';
 import { UserStore } from './auth/userStore.js';
+import { VerifiedLoginCache } from './auth/verifiedLoginCache.js';
 import { DeliveryQueue } from './delivery/deliveryQueue.js';
 import { SmarthostSender } from './delivery/smarthostSender.js';
 import { startSubmissionListeners } from './smtp/submissionServer.js';
@@ -86,7 +87,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       durationMs: config.auth.lockout.duration,
       redis,
     });
-    const authenticator = new Authenticator({ users, lockout });
+    const authenticator = new Authenticator({ users, lockout, cache: new VerifiedLoginCache(config.auth.cacheTtl, clock) });
 
     const spool = await Spool.open({ dir: config.spool.dir, logger: logger.child({ component: 'spool' }), clock });
 

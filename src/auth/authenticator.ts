@@ -1,6 +1,7 @@
 import type { LoginLockout } from './lockout.js';
 import { verifyAgainstDummy, verifyPassword } from './passwordHash.js';
 import type { User, UserStore } from './userStore.js';
+import type { VerifiedLoginCache } from './verifiedLoginCache.js';
 
 /**
  * The answer to a login. `invalid` does not say whether the name or the password was wrong:
@@ -21,6 +22,8 @@ export interface LoginAttempt {
 export interface AuthenticatorDeps {
   users: UserStore;
   lockout: LoginLockout;
+  /** Recent successful logins; a repeat login with the same password skips the scrypt work. */
+  cache?: VerifiedLoginCache;
 }
 
 /**
@@ -38,11 +41,13 @@ export class Authenticator {
     const found = this.deps.users.find(username);
     // An unknown name costs the same scrypt work as a known one, so response time does not
     // reveal which names exist.
-    const valid = found ? await verifyPassword(password, found.passwordHash) : await verifyAgainstDummy(password);
+    const cached = found !== undefined && this.deps.cache?.matches(username, found.passwordHash, password) === true;
+    const valid = cached || (found ? await verifyPassword(password, found.passwordHash) : await verifyAgainstDummy(password));
     if (!found || !valid) {
       await this.deps.lockout.recordFailure(clientIp, username);
       return { result: 'invalid' };
     }
+    if (!cached) this.deps.cache?.remember(username, found.passwordHash, password);
     await this.deps.lockout.recordSuccess(username);
     return { result: 'success', user: found.user };
   }

@@ -105,6 +105,11 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Users, password hashes and allowed senders. Re-read when it changes. */
       usersFile: z.string().min(1).default('users.yaml'),
+      /**
+       * How long a successful login is remembered, so the same user and password skip the scrypt
+       * work on the next AUTH (Dovecot's auth_cache). Failures are never cached. 0 turns it off.
+       */
+      cacheTtl: duration().prefault('15m'),
       /** Failed logins per client IP and per user name before AUTH answers 454 for a while. */
       lockout: z
         .strictObject({

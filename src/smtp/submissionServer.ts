@@ -6,7 +6,7 @@ import type { Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { ConnectionLimits } from './connectionLimits.js';
-import { keepEnhancedCodesFromReplyText } from './enhancedStatusCodes.js';
+import { adaptSmtpServer } from './smtpServerAdaptations.js';
 import { LineEndingCheck } from './lineEndingCheck.js';
 import { receivedHeader } from './receivedHeader.js';
 import { replies, replyLine, SmtpReplyError, type SmtpReply } from './replies.js';
@@ -82,7 +82,7 @@ interface SessionState {
 
 /** One SMTP server per enabled listener, sharing connection limits and session bookkeeping. */
 export async function startSubmissionListeners(deps: SubmissionDeps): Promise<SubmissionListeners> {
-  keepEnhancedCodesFromReplyText();
+  adaptSmtpServer();
   const { config } = deps;
   const limits = new ConnectionLimits(config.limits);
   const sessions = new Map<string, SessionState>();

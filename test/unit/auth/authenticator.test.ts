@@ -7,6 +7,8 @@ import { Authenticator } from '../../../src/auth/authenticator.js';
 import { LoginLockout } from '../../../src/auth/lockout.js';
 import { hashPassword } from '../../../src/auth/passwordHash.js';
 import { UserStore } from '../../../src/auth/userStore.js';
+import { VerifiedLoginCache } from '../../../src/auth/verifiedLoginCache.js';
+import { ManualClock } from '../../../src/util/clock.js';
 import { silentLogger } from '../../../src/util/logger.js';
 import { tempDir } from './support.js';
 
@@ -62,5 +64,27 @@ describe('authenticator', () => {
     await auth.authenticate({ username: 'alice', password: 'typo', clientIp: '192.0.2.9' });
     await auth.authenticate({ username: 'alice', password: 'typo', clientIp: '192.0.2.10' });
     assert.equal((await auth.authenticate({ username: 'alice', password: PASSWORD, clientIp: '192.0.2.11' })).result, 'success');
+  });
+
+  test('a remembered login is not accepted any more once the password is changed in the users file', async (t) => {
+    const { dir, cleanup } = tempDir();
+    t.after(cleanup);
+    const path = join(dir, 'users.yaml');
+    const write = async (password: string) =>
+      writeFileSync(path, `users:\n  alice:\n    password: "${await hashPassword(password)}"\n`);
+    await write(PASSWORD);
+    const { store } = await UserStore.open({ path, logger: silentLogger(), watch: false });
+    const auth = new Authenticator({
+      users: store,
+      lockout: new LoginLockout({ failures: 10, windowMs: 1000, durationMs: 1000 }),
+      cache: new VerifiedLoginCache(60_000, new ManualClock()),
+    });
+    const login = (password: string) => auth.authenticate({ username: 'alice', password, clientIp: '192.0.2.20' });
+    assert.equal((await login(PASSWORD)).result, 'success');
+    assert.equal((await login(PASSWORD)).result, 'success', 'the second login is served from the cache');
+    await write('a brand new password');
+    assert.equal(store.reload(), true);
+    assert.equal((await login(PASSWORD)).result, 'invalid');
+    assert.equal((await login('a brand new password')).result, 'success');
   });
 });

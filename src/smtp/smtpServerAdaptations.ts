@@ -1,0 +1,51 @@
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+
+/**
+ * Two behaviours of smtp-server that a submission gateway needs different, and that the
+ * library offers no option for. Both are applied to SMTPConnection's prototype once, before
+ * any server is created, and check that the internals they rely on are still there so a
+ * library upgrade that moves them fails at start instead of changing behaviour silently.
+ */
+
+interface ConnectionInternals {
+  send(code: number, data?: unknown, context?: unknown): void;
+  init(): void;
+  _setListeners(callback: () => void): void;
+  connectionReady(next?: () => void): void;
+}
+
+const LEADING_ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3}(?: |$)/;
+let applied = false;
+
+export function adaptSmtpServer(): void {
+  if (applied) return;
+  const proto = SMTPConnection.prototype as unknown as ConnectionInternals;
+  for (const name of ['send', 'init', '_setListeners', 'connectionReady'] as const) {
+    if (typeof proto[name] !== 'function') {
+      throw new Error(`smtp-server's SMTPConnection.${name} is missing: this smtp-server version is not supported`);
+    }
+  }
+  applied = true;
+
+  // 1. Enhanced status codes. smtp-server prefixes every reply with an enhanced code it derives
+  //    from the reply code alone (550 -> 5.1.1, 452 -> 4.2.2). For Postern's own replies that
+  //    guess is wrong (too many recipients is 452 4.5.3, not 4.2.2) and handler errors cannot
+  //    carry the right one. Postern's replies put their code at the head of the text (see
+  //    replies.ts); such a text is sent as it is, and the library keeps its own mapping for the
+  //    replies it builds itself.
+  const send = proto.send;
+  proto.send = function sendKeepingEnhancedCode(this: ConnectionInternals, code, data, context) {
+    if (typeof data === 'string' && LEADING_ENHANCED_CODE.test(data)) return send.call(this, code, data, false);
+    return send.call(this, code, data, context);
+  };
+
+  // 2. Greeting delay. smtp-server waits a fixed 100 ms before its 220 greeting to catch
+  //    clients that talk first, a heuristic against spam bots on port 25 (Haraka's early_talker,
+  //    Postfix's postscreen). A submission client must authenticate before anything it says
+  //    matters, so the delay only costs every connection 100 ms (it alone caps 20 concurrent
+  //    one-message connections at 200 messages/s). The greeting is sent at once; a client that
+  //    talks before it still gets smtp-server's "421 You talk too soon".
+  proto.init = function initWithoutGreetingDelay(this: ConnectionInternals) {
+    this._setListeners(() => this.connectionReady());
+  };
+}
