@@ -63,6 +63,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       path: config.auth.usersFile,
       logger: logger.child({ component: 'auth' }),
       createIfMissing: true,
+      // The first user can send as postmaster at this host, and nothing else until told to.
+      initialSenders: [`postmaster@${config.hostname}`],
     });
     closers.push(() => users.close());
     if (createdPassword !== undefined) {
@@ -87,7 +89,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       durationMs: config.auth.lockout.duration,
       redis,
     });
-    const authenticator = new Authenticator({ users, lockout, cache: new VerifiedLoginCache(config.auth.cacheTtl, clock) });
+    const authenticator = new Authenticator({ users, lockout, cache: new VerifiedLoginCache(config.auth.cacheTtl, clock), failureDelayMs: config.auth.failureDelay, clock });
 
     const spool = await Spool.open({ dir: config.spool.dir, logger: logger.child({ component: 'spool' }), clock });
 

@@ -4,10 +4,16 @@ import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract, type Rat
 /**
  * Failed-login lockout, counted per client IP and per user name.
  *
- * After `failures` failed logins within `windowMs` (counted from the first failure, as
- * rate-limiter-flexible's fixed window does), that IP or that user name is locked for
- * `durationMs` from the failure that reached the limit. While locked, a login is refused
- * before its password is even looked at, so a locked attacker learns nothing more.
+ * Every login attempt is counted before its password is checked (begin), not after it has
+ * failed: checking first and counting afterwards lets a client send many guesses at once,
+ * all of which pass the check while the ~100 ms password verifications are still running.
+ * With the count taken up front, the (failures + 1)-th attempt within `windowMs` (counted
+ * from the first attempt, as rate-limiter-flexible's fixed window does) is refused however
+ * many arrive together. A failed attempt keeps its point and, once an IP or a user name has
+ * `failures` of them, locks it for `durationMs` from that failure (failed). A successful one
+ * gives the IP its point back and clears the user name's count (succeeded), so logging in
+ * correctly never uses up a client's allowance. While locked, a login is refused before its
+ * password is even looked at, so a locked attacker learns nothing more.
  *
  * Both counters exist because each alone is weak: per IP alone lets a botnet try one password
  * per address against one account; per user alone lets one address walk through every
@@ -24,7 +30,7 @@ import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract, type Rat
  */
 
 export interface LoginLockoutOptions {
-  /** Failed logins allowed within the window; the next attempt is refused. */
+  /** Failed (or still unanswered) logins allowed within the window; the next attempt is refused. */
   failures: number;
   windowMs: number;
   durationMs: number;
@@ -58,33 +64,52 @@ export class LoginLockout {
       : new RateLimiterMemory(settings);
   }
 
-  /** Whether a login from `ip` as `user` must be refused now, and for how long. */
-  async check(ip: string, user: string): Promise<LockState> {
-    const states = await Promise.all([this.counters.get(ipKey(ip)), this.counters.get(userKey(user))]);
-    const waits = states.filter((state) => this.isLocked(state)).map((state) => state!.msBeforeNext);
+  /**
+   * Count a login attempt from `ip` as `user` against both, before its password is checked,
+   * and say whether it must be refused: it is when either count is past `failures` (or the
+   * key is blocked), until the longer of the locks ends. A refused attempt stays counted
+   * too; that only matters for the other key, which a real guess would have counted against
+   * just the same.
+   */
+  async begin(ip: string, user: string): Promise<LockState> {
+    const counted = await Promise.all([this.counters.penalty(ipKey(ip), 1), this.counters.penalty(userKey(user), 1)]);
+    const waits = counted.filter((state) => this.isLocked(state)).map((state) => state.msBeforeNext);
     return waits.length > 0 ? { locked: true, retryAfterMs: Math.max(...waits) } : { locked: false };
   }
 
-  /** Count a failed login against the IP and the user name; lock whichever reached the limit. */
-  async recordFailure(ip: string, user: string): Promise<void> {
+  /**
+   * The attempt begun for `ip` and `user` failed: its points stay counted, and whichever of
+   * the two has now reached `failures` is locked for the lockout duration.
+   */
+  async failed(ip: string, user: string): Promise<void> {
     await Promise.all(
       [ipKey(ip), userKey(user)].map(async (key) => {
-        const counted = await this.counters.penalty(key, 1);
-        if (counted.consumedPoints >= this.failures) await this.counters.block(key, this.durationSeconds);
+        const state = await this.counters.get(key);
+        if (state !== null && state.consumedPoints >= this.failures) await this.counters.block(key, this.durationSeconds);
       }),
     );
   }
 
   /**
-   * Forget the user name's failures after a successful login. The IP's count stays: one valid
-   * account must not wipe the record of an attacker guessing others from the same address.
+   * The attempt begun for `ip` and `user` succeeded: the IP gets back the point begin() took,
+   * and the user name's count is forgotten. The IP's earlier failures stay: one valid account
+   * must not wipe the record of an attacker guessing others from the same address.
    */
-  async recordSuccess(user: string): Promise<void> {
-    await this.counters.delete(userKey(user));
+  async succeeded(ip: string, user: string): Promise<void> {
+    const key = ipKey(ip);
+    await Promise.all([
+      this.counters.reward(key, 1).then(async (state) => {
+        // The window ended while the password was checked: the refund landed in a fresh
+        // window as a negative count, which would be a free guess. Bring it back to zero.
+        if (state.consumedPoints < 0) await this.counters.penalty(key, -state.consumedPoints);
+      }),
+      this.counters.delete(userKey(user)),
+    ]);
   }
 
-  private isLocked(state: RateLimiterRes | null): boolean {
-    return state !== null && state.consumedPoints >= this.failures && state.msBeforeNext > 0;
+  /** Past the allowance: a count above `failures`, or a block (which sets the count to failures + 1). */
+  private isLocked(state: RateLimiterRes): boolean {
+    return state.consumedPoints > this.failures && state.msBeforeNext > 0;
   }
 }
 

@@ -36,8 +36,15 @@ const KEY_BYTES = 32;
  */
 const MAX_SCRYPT_MEMORY = 256 * 1024 * 1024;
 const SCRYPT_LIMITS = { ln: [1, 24], r: [1, 32], p: [1, 16], saltBytes: [8, 64], keyBytes: [16, 64] } as const;
-/** htpasswd -C accepts 4 to 17; more than that is a stored denial of service. */
-const BCRYPT_COST = [4, 17] as const;
+/*
+ * htpasswd -C accepts 4 to 17, but bcryptjs is plain JavaScript on the main thread: every
+ * verification takes its whole CPU time from the event loop that serves every other session,
+ * and that time doubles per cost step - cost 12 is a few hundred ms, cost 17 over ten
+ * seconds per login attempt, which anyone who knows a user name could trigger at will. 12 is
+ * the highest cost accepted; a hash above it is refused as unsupported (`postern user passwd
+ * NAME` re-hashes with scrypt, which Node runs on its thread pool).
+ */
+const BCRYPT_COST = [4, 12] as const;
 
 const SCRYPT_FORMAT = /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/;
 const BCRYPT_FORMAT = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
@@ -102,7 +109,7 @@ export async function verifyAgainstDummy(password: string): Promise<false> {
 
 /**
  * Whether `hash` is a hash text `verifyPassword` can check: scrypt in the format above within
- * the parameter limits, or bcrypt $2a$/$2b$/$2y$ with a cost of 4 to 17.
+ * the parameter limits, or bcrypt $2a$/$2b$/$2y$ with a cost of 4 to 12.
  */
 export function isSupportedHash(hash: string): boolean {
   return parseScrypt(hash) !== undefined || isSupportedBcrypt(hash);

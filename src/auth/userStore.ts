@@ -24,6 +24,12 @@ export interface UserStoreOptions {
   watchOptions?: WatchOptions;
   /** On first start, create the file with a `postmaster` user and a random password (default true). */
   createIfMissing?: boolean;
+  /**
+   * The MAIL FROM addresses or patterns the `postmaster` created on first start may use
+   * (default none). Senders are enforced at MAIL FROM, so without any the first user could
+   * log in but send nothing.
+   */
+  initialSenders?: readonly string[];
   /** Called after every reload attempt, whether it came from the watcher or reload(). */
   onReload?: (outcome: ReloadOutcome) => void;
 }
@@ -54,8 +60,12 @@ export class UserStore {
     let createdPassword: string | undefined;
     if ((options.createIfMissing ?? true) && (await isMissing(options.path))) {
       try {
-        ({ password: createdPassword } = await createInitialUsersFile(options.path));
-        options.logger.info({ file: options.path }, 'created the users file with the user postmaster');
+        ({ password: createdPassword } = await createInitialUsersFile(options.path, options.initialSenders));
+        // The password is for the caller to show once; it and its hash stay out of this line.
+        options.logger.info(
+          { file: options.path, user: 'postmaster', senders: options.initialSenders ?? [] },
+          'created the users file with the user postmaster',
+        );
       } catch (err) {
         // EEXIST: another replica created it meanwhile; use theirs.
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {

@@ -36,33 +36,23 @@ export interface UserAttributes {
 export const INITIAL_USER = Object.freeze({ name: 'postmaster', groups: Object.freeze(['admin']) });
 
 /**
- * Create the users file for a first start: one user `postmaster` (group admin, no senders)
- * with a random 24-character password, which is returned so the caller can show it once.
- * Parent directories are created. Fails with EEXIST if the file appeared meanwhile, without
- * touching it.
+ * Create the users file for a first start: one user `postmaster` (group admin) who may use
+ * `senders` as MAIL FROM, with a random 24-character password, which is returned so the
+ * caller can show it once. Parent directories are created. Fails with EEXIST if the file
+ * appeared meanwhile, without touching it; throws RangeError for a sender that is not a valid
+ * pattern.
  */
-export async function createInitialUsersFile(path: string): Promise<{ password: string }> {
+export async function createInitialUsersFile(path: string, senders: readonly string[] = []): Promise<{ password: string }> {
+  checkSenders(senders);
   // 18 random bytes are 24 base64url characters: 144 bits, nothing to escape in a shell.
   const password = randomBytes(18).toString('base64url');
   const doc = newUsersDocument();
-  setUserNode(doc, INITIAL_USER.name, await hashPassword(password), { groups: INITIAL_USER.groups });
+  setUserNode(doc, INITIAL_USER.name, await hashPassword(password), { senders, groups: INITIAL_USER.groups });
   const text = serialize(doc);
   parseUsersFile(text, path);
   await mkdir(dirname(path), { recursive: true, mode: DIR_MODE });
   await writeFileAtomic(path, text, { mode: FILE_MODE, exclusive: true });
   return { password };
-}
-
-/**
- * The one-time notice for the operator after createInitialUsersFile. It carries the password
- * in its text on purpose: this is the only time it is ever shown. (The logger redacts fields
- * named `password`, so put this in the message, not in a field.)
- */
-export function initialPasswordNotice(path: string, password: string): string {
-  return (
-    `Created the users file ${path} with the user postmaster, password ${password} - shown only this once; ` +
-    'change it with `postern user passwd postmaster`. Add users with `postern user add NAME --sender ADDRESS`.'
-  );
 }
 
 /**
@@ -73,10 +63,7 @@ export async function addUser(path: string, name: string, hash: string, attribut
   const senders = attributes.senders ?? [];
   const groups = attributes.groups ?? [];
   checkName(name);
-  for (const sender of senders) {
-    const problem = senderPatternProblem(sender);
-    if (problem) throw new RangeError(`Sender "${sender}" ${problem}`);
-  }
+  checkSenders(senders);
   for (const group of groups) {
     if (group.length === 0) throw new RangeError('A group name must not be empty');
   }
@@ -107,6 +94,13 @@ export async function removeUser(path: string, name: string): Promise<void> {
 function checkName(name: string): void {
   const problem = userNameProblem(name);
   if (problem) throw new RangeError(`Cannot use "${name}" as a user name: ${problem}`);
+}
+
+function checkSenders(senders: readonly string[]): void {
+  for (const sender of senders) {
+    const problem = senderPatternProblem(sender);
+    if (problem) throw new RangeError(`Sender "${sender}" ${problem}`);
+  }
 }
 
 function requireUser(users: YAMLMap, name: string, path: string): void {

@@ -40,7 +40,7 @@ export const userEntrySchema = z.strictObject({
   /** A scrypt or bcrypt hash; never the password itself. */
   password: z.string().refine(isSupportedHash, {
     // The value is not repeated: it is a hash, or worse a password typed in by hand.
-    message: 'is not a supported password hash (scrypt "$scrypt$..." or bcrypt "$2y$..."); set one with `postern user passwd NAME`',
+    message: 'is not a supported password hash (scrypt "$scrypt$..." or bcrypt "$2y$..." of cost 4 to 12); set one with `postern user passwd NAME`',
   }),
   /** Addresses and patterns this user may use as MAIL FROM; see senderPattern.ts. */
   senders: z.array(senderPatternSchema).default([]),

@@ -110,6 +110,12 @@ export const configSchema = z.strictObject({
        * work on the next AUTH (Dovecot's auth_cache). Failures are never cached. 0 turns it off.
        */
       cacheTtl: duration().prefault('15m'),
+      /**
+       * The least time before a failed or locked-out AUTH is answered, counted from when the
+       * attempt began (Dovecot's auth_failure_delay), plus up to 10% at random. It hides whether
+       * the name or the password was wrong, which the hash work alone would show. 0 turns it off.
+       */
+      failureDelay: duration().prefault('2s'),
       /** Failed logins per client IP and per user name before AUTH answers 454 for a while. */
       lockout: z
         .strictObject({
@@ -126,6 +132,8 @@ export const configSchema = z.strictObject({
       maxRecipients: z.number().int().min(1).default(100),
       maxConnections: z.number().int().min(1).default(1000),
       maxConnectionsPerIp: z.number().int().min(1).default(20),
+      /** From connecting to TLS being up (STARTTLS and its handshake, or the implicit handshake). */
+      tlsTimeout: duration().prefault('30s'),
       /** A session with no command for this long is closed (421), as Postfix's smtpd_timeout. */
       idleTimeout: duration().prefault('5m'),
       /** The whole DATA phase of one message must finish within this time. */

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
 /**
@@ -48,4 +49,18 @@ export function adaptSmtpServer(): void {
   proto.init = function initWithoutGreetingDelay(this: ConnectionInternals) {
     this._setListeners(() => this.connectionReady());
   };
+}
+
+/**
+ * Ends a connection of an implicit-TLS listener that is still in its handshake. smtp-server
+ * wraps the raw socket in a TLSSocket for the handshake and keeps the outermost one in its
+ * `_pendingSockets` map; that is the one to destroy (destroying the raw socket underneath a
+ * TLS wrap in mid-handshake crashes Node, as smtp-server's own close() notes).
+ */
+export function destroyPendingTls(server: unknown, raw: Socket): void {
+  const pending = (server as { _pendingSockets?: unknown })._pendingSockets;
+  if (!(pending instanceof Map)) throw new Error("smtp-server's _pendingSockets is missing: this smtp-server version is not supported");
+  const top = pending.get(raw) as Socket | undefined;
+  // Not pending any more: the handshake finished and the session owns the socket now.
+  if (top) top.destroy();
 }

@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Config, ListenerName } from '../config/schema.js';
@@ -6,15 +6,19 @@ import type { Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { ConnectionLimits } from './connectionLimits.js';
-import { adaptSmtpServer } from './smtpServerAdaptations.js';
+import { adaptSmtpServer, destroyPendingTls } from './smtpServerAdaptations.js';
+import type { TlsMaterial } from '../tls/tlsMaterial.js';
+import { isSenderAllowed } from '../auth/senderPattern.js';
+import { mailboxProblem, type MailboxProblem } from './addressSyntax.js';
 import { LineEndingCheck } from './lineEndingCheck.js';
+import { normalizeAddress, PreTlsGuard } from './preTlsGuard.js';
 import { receivedHeader } from './receivedHeader.js';
-import { replies, replyLine, SmtpReplyError, type SmtpReply } from './replies.js';
+import { replies, replyLine, replyText, SmtpReplyError, type SmtpReply } from './replies.js';
 
 /** What the SMTP side needs from authentication: a verdict on one login. */
 export interface LoginVerifier {
   authenticate(request: { username: string; password: string; clientIp: string }): Promise<
-    | { result: 'success'; user: { name: string } }
+    | { result: 'success'; user: { name: string; senders: readonly string[] } }
     | { result: 'invalid' }
     | { result: 'locked'; retryAfterMs: number }
   >;
@@ -38,10 +42,6 @@ export interface IncomingMessageWriter {
   discard(): Promise<void>;
 }
 
-export interface TlsMaterial {
-  key: Buffer;
-  cert: Buffer;
-}
 
 export interface SubmissionDeps {
   config: Config;
@@ -70,6 +70,17 @@ export interface SubmissionListeners {
 const ALWAYS_DISABLED = ['VRFY', 'EXPN', 'HELP', 'WIZ', 'SHELL', 'KILL', 'XCLIENT', 'XFORWARD'];
 /** RFC 4954 §4: AUTH is not offered, let alone accepted, before TLS. */
 const DISABLED_BEFORE_TLS = [...ALWAYS_DISABLED, 'AUTH'];
+
+interface AuthenticatedUser {
+  name: string;
+  senders: readonly string[];
+}
+
+function syntaxReply(problem: MailboxProblem, otherwise: SmtpReply): SmtpReply {
+  if (problem === 'quoted-local-part') return replies.quotedLocalPart;
+  if (problem === 'too-long') return replies.addressTooLong;
+  return otherwise;
+}
 
 interface SessionState {
   log: Logger;
@@ -139,6 +150,16 @@ function createServer(
     return new SmtpReplyError(reply);
   };
 
+  const preTls = new PreTlsGuard({
+    maxPerAddress: config.limits.maxConnectionsPerIp,
+    deadlineMs: config.limits.tlsTimeout,
+    plaintext: !implicit,
+    // Through smtp-server, never under it: a socket in a TLS handshake is wrapped by a
+    // TLSSocket, and destroying the raw socket beneath that wrap crashes Node.
+    expire: (socket) => (implicit ? destroyPendingTls(server, socket) : closeSessionOn(server, socket, replies.tlsTooLate)),
+    onRefused: (client, reason) => logger.info({ listener, client, event: 'connect', reason }, 'refused before TLS'),
+  });
+
   const server: SMTPServer = new SMTPServer({
     secure: implicit,
     name: config.hostname,
@@ -148,10 +169,10 @@ function createServer(
     minVersion: config.tls.minVersion,
     authMethods: ['PLAIN', 'LOGIN'],
     // Postern checks authentication itself in onMailFrom (so the pre-TLS case answers with the
-    // right reason), but keeping this off lets smtp-server cut off clients that send command
-    // after command without logging in.
+    // right reason). Keeping this off lets smtp-server cut off clients that send command after
+    // command without logging in once TLS is up; before TLS the PreTlsGuard's deadline does.
     authOptional: false,
-    authRequiredMessage: `${replies.authRequired.enhanced} ${replies.authRequired.text}`,
+    authRequiredMessage: replyText(replies.authRequired),
     allowInsecureAuth: false,
     hideSTARTTLS: implicit,
     hideENHANCEDSTATUSCODES: false,
@@ -181,6 +202,7 @@ function createServer(
 
     onSecure(socket, session, callback) {
       const state = stateOf(session);
+      preTls.established(session.remoteAddress, session.remotePort);
       const tlsSocket = socket as TLSSocket;
       state.tlsProtocol = tlsSocket.getProtocol?.() ?? undefined;
       state.tlsCipher = tlsSocket.getCipher?.()?.standardName;
@@ -220,16 +242,27 @@ function createServer(
         });
     },
 
-    onMailFrom(_address, session, callback) {
+    onMailFrom(address, session, callback) {
       const state = stateOf(session);
       // No relaying without TLS and AUTH, ever (RFC 3207 §4, RFC 4954 §6).
       if (!session.secure) return callback(refuse(state, replies.tlsRequired, 'mail'));
-      if (!session.user) return callback(refuse(state, replies.authRequired, 'mail'));
+      const user = session.user as AuthenticatedUser | undefined;
+      if (!user) return callback(refuse(state, replies.authRequired, 'mail'));
+      const sender = address.address;
+      if (sender !== '') {
+        const problem = mailboxProblem(sender, { smtpUtf8: session.envelope.smtpUtf8 === true });
+        if (problem) return callback(refuse(state, syntaxReply(problem, replies.badSenderSyntax), 'mail'));
+      }
+      if (sender === '' || !isSenderAllowed(user.senders, sender)) {
+        return callback(refuse(state, replies.senderNotAllowed(user.name, sender), 'mail', { sender }));
+      }
       callback();
     },
 
-    onRcptTo(_address, session, callback) {
+    onRcptTo(address, session, callback) {
       const state = stateOf(session);
+      const problem = mailboxProblem(address.address, { smtpUtf8: session.envelope.smtpUtf8 === true });
+      if (problem) return callback(refuse(state, syntaxReply(problem, replies.badRecipientSyntax), 'rcpt'));
       if (session.envelope.rcptTo.length >= config.limits.maxRecipients) {
         return callback(refuse(state, replies.tooManyRecipients(config.limits.maxRecipients), 'rcpt'));
       }
@@ -239,7 +272,7 @@ function createServer(
     onData(stream, session, callback) {
       const state = stateOf(session);
       receiveMessage(stream, session, state, deps, server).then(
-        (reply) => callback(reply.code < 400 ? null : new SmtpReplyError(reply), `${reply.enhanced} ${reply.text}`),
+        (reply) => callback(reply.code < 400 ? null : new SmtpReplyError(reply), replyText(reply)),
         (err: unknown) => {
           state.log.error({ event: 'data', err: errorMessage(err) }, 'message intake failed');
           callback(new SmtpReplyError(replies.localError));
@@ -257,6 +290,13 @@ function createServer(
   });
 
   server.on('error', (err) => logger.warn({ listener, err: errorMessage(err) }, 'connection error'));
+  // Every raw socket passes the guard first; a refused one never reaches smtp-server.
+  const accept = server.server.listeners('connection') as Array<(socket: Socket) => void>;
+  server.server.removeAllListeners('connection');
+  server.server.on('connection', (socket: Socket) => {
+    if (!preTls.admit(socket)) return;
+    for (const handler of accept) handler.call(server.server, socket);
+  });
   return server;
 }
 
@@ -377,15 +417,38 @@ function userName(session: SMTPServerSession): string | undefined {
   return user?.name;
 }
 
+interface ConnectionHandle {
+  session: SMTPServerSession;
+  send(code: number, text: string): void;
+  close(): void;
+}
+
 /** Closes one session with a reply, through smtp-server so its bookkeeping stays right. */
 function closeSession(server: SMTPServer, session: SMTPServerSession, reply: SmtpReply): void {
-  for (const connection of server.connections as Set<{ session: SMTPServerSession; send(code: number, text: string): void; close(): void }>) {
-    if (connection.session === session) {
-      connection.send(reply.code, `${reply.enhanced} ${reply.text}`);
+  closeMatching(server, (connection) => connection.session === session, reply);
+}
+
+/** The same, for the session on a given raw socket (matched by the client's address and port). */
+function closeSessionOn(server: SMTPServer, socket: Socket, reply: SmtpReply): void {
+  const port = socket.remotePort;
+  const address = normalizeAddress(socket.remoteAddress);
+  const matched = closeMatching(
+    server,
+    (connection) => connection.session.remotePort === port && connection.session.remoteAddress === address,
+    reply,
+  );
+  if (!matched) socket.destroy(); // no session on it yet: nothing else owns the socket
+}
+
+function closeMatching(server: SMTPServer, match: (connection: ConnectionHandle) => boolean, reply: SmtpReply): boolean {
+  for (const connection of server.connections as Set<ConnectionHandle>) {
+    if (match(connection)) {
+      connection.send(reply.code, replyText(reply));
       connection.close();
-      return;
+      return true;
     }
   }
+  return false;
 }
 
 function listen(server: SMTPServer, port: number, host: string): Promise<AddressInfo> {

@@ -39,7 +39,8 @@ function gatewayYaml(upstreamPort: number, extra: string): string {
     listeners: '{ submission: { host: 127.0.0.1, port: 0 }, submissions: { host: 127.0.0.1, port: 0 } }',
     http: '{ enabled: false }',
     tls: '{ cert: certs/tls.crt, key: certs/tls.key, selfSigned: true }',
-    auth: '{ usersFile: users.yaml }',
+    // A short failure delay keeps tests quick; its padding is covered by the authenticator's unit tests.
+    auth: '{ usersFile: users.yaml, failureDelay: 50ms }',
     spool: '{ dir: spool }',
     delivery: `{ smarthost: { host: 127.0.0.1, port: ${upstreamPort}, tls: starttls, verifyCertificate: false }, retry: { schedule: [300ms], maxAge: 1h } }`,
     shutdown: '{ gracePeriod: 2s }',

@@ -181,14 +181,14 @@ function dotStuff(body: Buffer): Buffer {
 export async function authenticatedClient(
   port: number,
   credentials: { user: string; password: string },
-  options: { implicitTls?: boolean } = {},
+  options: { implicitTls?: boolean; ehloName?: string } = {},
 ): Promise<SmtpTestClient> {
   const client = await SmtpTestClient.connect(port, options);
   await expectCode(client.greeting(), 220);
-  await expectCode(client.ehlo(), 250);
+  await expectCode(client.ehlo(options.ehloName), 250);
   if (!options.implicitTls) {
     await expectCode(client.startTls(), 220);
-    await expectCode(client.ehlo(), 250);
+    await expectCode(client.ehlo(options.ehloName), 250);
   }
   await expectCode(client.authPlain(credentials.user, credentials.password), 235);
   return client;

@@ -13,7 +13,7 @@ describe('nothing is relayed without TLS and AUTH', () => {
     // A short lockout so the test can watch it end: 3 failures within 2s lock for 1s.
     postern = await startTestGateway({
       upstreamPort: upstream.port,
-      extraYaml: 'auth: { usersFile: users.yaml, lockout: { failures: 3, window: 2s, duration: 1s } }',
+      extraYaml: 'auth: { usersFile: users.yaml, failureDelay: 50ms, lockout: { failures: 3, window: 2s, duration: 1s } }',
     });
   });
   after(async () => {

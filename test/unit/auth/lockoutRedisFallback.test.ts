@@ -20,14 +20,20 @@ describe('login lockout with an unreachable Redis', () => {
     t.after(() => redis.disconnect());
     const lockout = new LoginLockout({ failures: 2, windowMs: 60_000, durationMs: 60_000, redis });
 
-    assert.deepEqual(await lockout.check('192.0.2.1', 'alice'), { locked: false });
-    await lockout.recordFailure('192.0.2.1', 'alice');
-    await lockout.recordFailure('192.0.2.1', 'alice');
-    const state = await lockout.check('192.0.2.1', 'alice');
+    // A success gives its point back, even from memory.
+    assert.deepEqual(await lockout.begin('192.0.2.1', 'alice'), { locked: false });
+    await lockout.succeeded('192.0.2.1', 'alice');
+    for (let i = 0; i < 2; i++) {
+      assert.deepEqual(await lockout.begin('192.0.2.1', 'alice'), { locked: false });
+      await lockout.failed('192.0.2.1', 'alice');
+    }
+    const state = await lockout.begin('192.0.2.1', 'alice');
     assert.equal(state.locked, true);
+    assert.ok(state.locked && state.retryAfterMs > 0);
 
-    await lockout.recordSuccess('alice');
-    assert.equal((await lockout.check('198.51.100.1', 'alice')).locked, false);
-    assert.equal((await lockout.check('192.0.2.1', 'bob')).locked, true);
+    // The user name is locked from any address; the IP for any name.
+    assert.equal((await lockout.begin('198.51.100.1', 'alice')).locked, true);
+    assert.equal((await lockout.begin('192.0.2.1', 'bob')).locked, true);
+    assert.equal((await lockout.begin('198.51.100.2', 'carol')).locked, false);
   });
 });

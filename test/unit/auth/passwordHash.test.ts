@@ -56,6 +56,16 @@ describe('password hashes', () => {
     assert.equal(isSupportedHash((await bcrypt.hash('x', 4)).replace(/^\$2b\$/, '$2y$')), true);
   });
 
+  test('bcrypt hashes of cost 12 are accepted and of cost 13 or more are refused as unsupported', async () => {
+    const fake = (cost: string) => `$2y$${cost}$${'a'.repeat(53)}`;
+    assert.equal(isSupportedHash(fake('12')), true);
+    for (const cost of ['13', '17']) assert.equal(isSupportedHash(fake(cost)), false, `cost ${cost}`);
+    // A real cost-13 hash is not verified even with its own password: checking it would hold
+    // the main thread for about a second.
+    const costly = await bcrypt.hash('expensive secret', 13);
+    assert.equal(await verifyPassword('expensive secret', costly), false);
+  });
+
   test('the dummy verification used for unknown users always answers false', async () => {
     assert.equal(await verifyAgainstDummy('any password'), false);
     assert.equal(await verifyAgainstDummy(''), false);

@@ -4,7 +4,6 @@ import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { verifyPassword } from '../../../src/auth/passwordHash.js';
 import { UserStore } from '../../../src/auth/userStore.js';
-import { initialPasswordNotice } from '../../../src/auth/usersFileEdit.js';
 import { isPosternError } from '../../../src/util/errors.js';
 import { silentLogger } from '../../../src/util/logger.js';
 import { capturingLogger, tempDir } from './support.js';
@@ -32,10 +31,41 @@ describe('user store first start', () => {
     // Neither the password nor its hash reached the log.
     assert.doesNotMatch(log.text(), new RegExp(createdPassword));
     assert.doesNotMatch(log.text(), /\$scrypt\$/);
+    // The store says what it created, and leaves the password to its caller.
+    const created = log.records.find((record) => record.msg.startsWith('created the users file'));
+    assert.ok(created, log.text());
+    assert.doesNotMatch(created.msg, /password/i);
+    assert.equal(created.file, path);
+  });
 
-    const notice = initialPasswordNotice(path, createdPassword);
-    assert.ok(notice.includes(createdPassword) && notice.includes(path));
-    assert.match(notice, /postern user add NAME/);
+  test('the first postmaster may send as the initial senders it was given', async (t) => {
+    const { dir, cleanup } = tempDir();
+    t.after(cleanup);
+    const path = join(dir, 'users.yaml');
+    const { store, createdPassword } = await UserStore.open({
+      path,
+      logger: silentLogger(),
+      watch: false,
+      initialSenders: ['postmaster@mail.example.com'],
+    });
+    assert.ok(createdPassword);
+    assert.deepEqual(store.find('postmaster')?.user, {
+      name: 'postmaster',
+      senders: ['postmaster@mail.example.com'],
+      groups: ['admin'],
+    });
+    assert.match(readFileSync(path, 'utf8'), /senders: \[postmaster@mail\.example\.com\]/);
+  });
+
+  test('an initial sender that is not a valid address or pattern is an error and no file is created', async (t) => {
+    const { dir, cleanup } = tempDir();
+    t.after(cleanup);
+    const path = join(dir, 'users.yaml');
+    await assert.rejects(
+      UserStore.open({ path, logger: silentLogger(), watch: false, initialSenders: ['not an address'] }),
+      (err: unknown) => isPosternError(err, 'USERS_FILE_INVALID') && /not an address/.test(err.message),
+    );
+    assert.throws(() => statSync(path), { code: 'ENOENT' });
   });
 
   test('two first starts get different passwords', async (t) => {

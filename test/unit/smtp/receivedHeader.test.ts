@@ -32,4 +32,9 @@ describe('receivedHeader', () => {
   test('writes dates in RFC 5322 form with a numeric zone', () => {
     assert.equal(rfc5322Date(new Date(Date.UTC(2027, 0, 3, 23, 0, 9))), 'Sun, 3 Jan 2027 23:00:09 +0000');
   });
+  test('an EHLO name that is not a domain cannot open a comment, end the field or add 8-bit bytes', () => {
+    const header = receivedHeader({ ...base, helo: 'a(b;c)\u00e9)))' });
+    assert.match(header, /^Received: from a\?b\?c\?\?\?\?\? \(\[192\.0\.2\.7\]\)\r\n/);
+    assert.equal(/[^\x00-\x7f]/.test(header), false);
+  });
 });
