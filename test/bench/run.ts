@@ -1,0 +1,214 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseDuration, parseSize } from '../../src/util/units.js';
+import type { TlsMode } from './loadGenerator.js';
+import { BENCH_HOSTNAME, BENCH_SENDER, startPostern, type PosternUnderTest } from './posternProcess.js';
+import { processGroup, singleProcess } from './processStats.js';
+import { ProgressLine } from './progress.js';
+import { combineRounds, formatReport, machineInfo, ratiosFor, type BenchReport, type Ratio } from './report.js';
+import { runScenario, type RunContext, type ScenarioResult, type Target } from './runScenario.js';
+import { findScenario, STANDARD_SCENARIOS, withOverrides, type Scenario, type ScenarioOptions } from './scenarios.js';
+import { Sink } from './sink.js';
+
+/**
+ * `npm run bench`: starts a sink and Postern, runs the standard scenarios (or those named),
+ * and prints a table, or JSON with --json. With --target it measures any SMTP server instead;
+ * with --vs it alternates Postern and another server round by round and prints the ratios.
+ */
+
+const POSTFIX_PROCESSES = 'master|smtpd|cleanup|qmgr|smtp|trivial-rewrite|tlsmgr|anvil|proxymap|bounce';
+
+interface CliOptions {
+  scenario: string[];
+  target?: string;
+  tls?: TlsMode;
+  user?: string;
+  password?: string;
+  concurrency?: number;
+  messages?: number;
+  duration?: number;
+  size?: number;
+  recipients?: number;
+  connectionPerMessage?: boolean;
+  vs?: string;
+  vsUser: string;
+  vsPassword: string;
+  vsTls: TlsMode;
+  vsProcess: string;
+  rounds: number;
+  json?: boolean;
+  sinkPort: number;
+}
+
+function positiveInt(name: string, allowZero = false) {
+  return (text: string): number => {
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value < (allowZero ? 0 : 1)) throw new InvalidArgumentError(`${name} must be a whole number${allowZero ? '' : ' above 0'}, got "${text}"`);
+    return value;
+  };
+}
+
+function wrap<T>(parse: (text: string) => T) {
+  return (text: string): T => {
+    try {
+      return parse(text);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+function hostPort(text: string): { host: string; port: number } {
+  const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(text);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port < 1 || port > 65535) throw new InvalidArgumentError(`expected HOST:PORT, got "${text}"`);
+  return { host: match[1]!, port };
+}
+
+function parseCommandLine(argv: string[]): CliOptions {
+  const program = new Command('bench')
+    .description('Benchmark Postern (or any SMTP server) with real SMTP: TLS, AUTH, PIPELINING, a durable queue, a next hop.')
+    .addOption(
+      new Option('--scenario <name>', `scenario to run, repeatable (default: all): ${STANDARD_SCENARIOS.map((s) => s.name).join(', ')}`)
+        .argParser((name: string, previous: string[]) => {
+          if (!findScenario(name)) throw new InvalidArgumentError(`unknown scenario "${name}"; known: ${STANDARD_SCENARIOS.map((s) => s.name).join(', ')}`);
+          return [...previous, name];
+        })
+        .default([]),
+    )
+    .option('--target <host:port>', 'benchmark this SMTP server instead of starting Postern')
+    .addOption(new Option('--tls <mode>', 'TLS for every scenario').choices(['starttls', 'implicit', 'none']))
+    .option('--user <name>', 'AUTH PLAIN user for --target')
+    .option('--password <password>', 'AUTH PLAIN password for --target')
+    .option('--concurrency <n>', 'parallel sessions (idle-tls-sessions: sessions held open)', positiveInt('--concurrency'))
+    .option('--messages <n>', 'messages per scenario', positiveInt('--messages'))
+    .option('--duration <time>', 'send for this long instead of a count, e.g. 10s', wrap(parseDuration))
+    .option('--size <size>', 'message size, header included, e.g. 5KB, 100KB, 10MB', wrap(parseSize))
+    .option('--recipients <n>', 'recipients per message', positiveInt('--recipients'))
+    .option('--connection-per-message', 'one connection per message instead of persistent sessions')
+    .option('--vs <host:port>', 'also run every scenario against this server, alternating, and print ratios')
+    .option('--vs-user <name>', 'AUTH PLAIN user for --vs', 'perfuser@perf.test')
+    .option('--vs-password <password>', 'AUTH PLAIN password for --vs', 'perfpass')
+    .addOption(new Option('--vs-tls <mode>', 'TLS towards --vs').choices(['starttls', 'implicit', 'none']).default('starttls'))
+    .option('--vs-process <regex>', 'names (/proc/PID/comm) of the --vs server processes whose CPU and memory count', POSTFIX_PROCESSES)
+    .option('--rounds <n>', 'with --vs: rounds per side, alternating; the medians are reported', positiveInt('--rounds'), 2)
+    .option('--json', 'print the result as JSON on stdout, and nothing else there')
+    .option('--sink-port <n>', 'port of the bench sink on 127.0.0.1 (0: any free port)', positiveInt('--sink-port', true), 0)
+    .addHelpText('after', `\nScenarios:\n${STANDARD_SCENARIOS.map((s) => `  ${s.name.padEnd(26)} ${s.description}`).join('\n')}`);
+  program.parse(argv);
+  const options = program.opts<CliOptions>();
+  if (options.messages !== undefined && options.duration !== undefined) program.error('--messages and --duration exclude each other');
+  if (options.target) hostPort(options.target);
+  if (options.vs) hostPort(options.vs);
+  if (options.target && options.vs) program.error('--vs compares against Postern; it cannot be combined with --target');
+  return options;
+}
+
+function overrides(options: CliOptions): Partial<ScenarioOptions> {
+  return {
+    tls: options.tls,
+    concurrency: options.concurrency,
+    messages: options.messages,
+    durationMs: options.duration,
+    size: options.size,
+    recipients: options.recipients,
+    connectionPerMessage: options.connectionPerMessage ? true : undefined,
+  };
+}
+
+function posternTarget(postern: PosternUnderTest): Target {
+  return {
+    label: 'postern',
+    host: '127.0.0.1',
+    // Postern has no plaintext listener: "none" meets the STARTTLS one and sees what it says.
+    portFor: (tls) => (tls === 'implicit' ? postern.submissionsPort : postern.submissionPort),
+    auth: { user: postern.user, password: postern.password },
+    measured: singleProcess(postern.pid),
+    queuedMessages: () => postern.queuedMessages(),
+  };
+}
+
+function otherTarget(address: string, auth: { user?: string; password?: string }, tls: TlsMode | undefined, measuredNames?: string): Target {
+  const { host, port } = hostPort(address);
+  return {
+    label: address,
+    host,
+    portFor: () => port,
+    ...(tls ? { tls } : {}),
+    ...(auth.user !== undefined ? { auth: { user: auth.user, password: auth.password ?? '' } } : {}),
+    ...(measuredNames ? { measured: processGroup(measuredNames) } : {}),
+  };
+}
+
+async function main(): Promise<void> {
+  const options = parseCommandLine(process.argv);
+  const names = options.scenario.length > 0 ? options.scenario : STANDARD_SCENARIOS.map((s) => s.name);
+  const scenarios: Scenario[] = names.map((name) => withOverrides(findScenario(name)!, overrides(options)));
+  const progress = new ProgressLine(process.stderr, !options.json || process.stderr.isTTY === true);
+  const startedAt = new Date().toISOString();
+
+  let sink: Sink | undefined;
+  let postern: PosternUnderTest | undefined;
+  const cleanUp = async () => {
+    await postern?.stop().catch(() => {});
+    await sink?.stop().catch(() => {});
+  };
+  const onSignal = () => {
+    progress.finish();
+    void cleanUp().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    sink = await Sink.start(options.sinkPort);
+    let primary: Target;
+    if (options.target) {
+      primary = otherTarget(options.target, options, options.tls);
+    } else {
+      postern = await startPostern({ sinkPort: sink.port });
+      primary = posternTarget(postern);
+    }
+    const vs = options.vs ? otherTarget(options.vs, { user: options.vsUser, password: options.vsPassword }, options.vsTls, options.vsProcess) : undefined;
+    const context: RunContext = { sink, progress, ehloName: BENCH_HOSTNAME, from: BENCH_SENDER, recipientDomain: 'sink.bench.test' };
+
+    const results: ScenarioResult[] = [];
+    const ratios: Ratio[] = [];
+    for (const scenario of scenarios) {
+      if (!vs) {
+        results.push(await runScenario(scenario, primary, context));
+        continue;
+      }
+      const own: ScenarioResult[] = [];
+      const theirs: ScenarioResult[] = [];
+      // Alternating rounds share whatever drifts on the machine between the two sides.
+      for (let round = 0; round < options.rounds; round++) {
+        own.push(await runScenario(scenario, primary, context));
+        theirs.push(await runScenario(scenario, vs, context));
+      }
+      const mine = combineRounds(own);
+      const other = combineRounds(theirs);
+      results.push(mine, other);
+      if (scenario.kind === 'load') ratios.push(...ratiosFor(mine, other));
+    }
+
+    const report: BenchReport = {
+      machine: machineInfo(),
+      startedAt,
+      postern: postern ? { runner: postern.runner } : null,
+      scenarios: results,
+      ratios,
+    };
+    if (sink.withoutId > 0) process.stderr.write(`note: the sink also received ${sink.withoutId} message(s) without an X-Bench-Id\n`);
+    process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
+  } finally {
+    await cleanUp();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,83 @@
+import type { TlsMode } from './loadGenerator.js';
+
+export interface ScenarioOptions {
+  tls: TlsMode;
+  /** Workers sending at once; for an idle-sessions scenario, the sessions held open. */
+  concurrency: number;
+  messages?: number;
+  durationMs?: number;
+  /** Bytes per message, header included. */
+  size: number;
+  recipients: number;
+  connectionPerMessage: boolean;
+}
+
+export interface Scenario {
+  /** Stable: the README and issue notes quote these names. */
+  name: string;
+  description: string;
+  /** `load` sends messages; `idle-sessions` opens sessions and measures the memory they hold. */
+  kind: 'load' | 'idle-sessions';
+  options: ScenarioOptions;
+}
+
+const KB = 1000;
+const MB = 1000 * 1000;
+
+/**
+ * The standard set, each bounded by a message count so a full run stays within about five
+ * minutes on two cores. Options on the command line override these per run.
+ */
+export const STANDARD_SCENARIOS: readonly Scenario[] = Object.freeze([
+  {
+    name: 'persistent-starttls-5k',
+    description: '20 persistent STARTTLS + AUTH sessions, 5 KB messages',
+    kind: 'load',
+    options: { tls: 'starttls', concurrency: 20, messages: 3000, size: 5 * KB, recipients: 1, connectionPerMessage: false },
+  },
+  {
+    name: 'per-message-starttls-5k',
+    description: 'one STARTTLS + AUTH connection per message, 20 at once, 5 KB',
+    kind: 'load',
+    options: { tls: 'starttls', concurrency: 20, messages: 1000, size: 5 * KB, recipients: 1, connectionPerMessage: true },
+  },
+  {
+    name: 'persistent-implicit-5k',
+    description: '20 persistent implicit-TLS + AUTH sessions, 5 KB messages',
+    kind: 'load',
+    options: { tls: 'implicit', concurrency: 20, messages: 2000, size: 5 * KB, recipients: 1, connectionPerMessage: false },
+  },
+  {
+    name: 'persistent-starttls-100k',
+    description: '20 persistent STARTTLS + AUTH sessions, 100 KB messages',
+    kind: 'load',
+    options: { tls: 'starttls', concurrency: 20, messages: 500, size: 100 * KB, recipients: 1, connectionPerMessage: false },
+  },
+  {
+    name: 'persistent-starttls-10m',
+    description: '4 persistent STARTTLS + AUTH sessions, 10 MB messages',
+    kind: 'load',
+    options: { tls: 'starttls', concurrency: 4, messages: 20, size: 10 * MB, recipients: 1, connectionPerMessage: false },
+  },
+  {
+    name: 'idle-tls-sessions',
+    description: '1000 implicit-TLS sessions after EHLO + AUTH, held idle: memory per session',
+    kind: 'idle-sessions',
+    options: { tls: 'implicit', concurrency: 1000, messages: 0, size: 0, recipients: 0, connectionPerMessage: false },
+  },
+]);
+
+export function findScenario(name: string): Scenario | undefined {
+  return STANDARD_SCENARIOS.find((scenario) => scenario.name === name);
+}
+
+/** Overrides from the command line; a count and a duration exclude each other. */
+export function withOverrides(scenario: Scenario, overrides: Partial<ScenarioOptions>): Scenario {
+  const options: ScenarioOptions = { ...scenario.options };
+  for (const [key, value] of Object.entries(overrides) as Array<[keyof ScenarioOptions, never]>) {
+    if (value !== undefined) options[key] = value;
+  }
+  if (overrides.durationMs !== undefined) delete options.messages;
+  if (overrides.messages !== undefined) delete options.durationMs;
+  return { ...scenario, options };
+}

@@ -1,0 +1,72 @@
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promisify } from 'node:util';
+import type { BenchReport } from '../bench/report.js';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const run = promisify(execFile);
+
+/**
+ * The benchmark harness end to end, untimed: it starts Postern (from dist/ when that is
+ * current, else from src/ through tsx) and its sink, sends real SMTP, and reports JSON. Only
+ * the shape and the counts are asserted; the figures depend on the machine.
+ */
+async function bench(...args: string[]): Promise<BenchReport> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'test/bench/run.ts', ...args, '--json'], {
+    cwd: REPO,
+    maxBuffer: 16 * 1024 * 1024,
+    timeout: 180_000,
+  });
+  return JSON.parse(stdout) as BenchReport;
+}
+
+function assertHealthyRun(report: BenchReport, expected: { tls: string; connectionPerMessage: boolean }): void {
+  assert.ok(report.postern && ['dist', 'tsx'].includes(report.postern.runner), 'the report says how Postern was run');
+  assert.equal(report.machine.cpus > 0, true);
+  assert.equal(report.scenarios.length, 1);
+  const [result] = report.scenarios;
+  assert.ok(result);
+  assert.equal(result.name, 'persistent-starttls-5k');
+  assert.equal(result.target, 'postern');
+  assert.equal(result.options.tls, expected.tls);
+  assert.equal(result.options.connectionPerMessage, expected.connectionPerMessage);
+  assert.deepEqual(result.firstErrors, []);
+  assert.equal(result.errors, 0);
+  assert.equal(result.accepted, 40);
+  assert.equal(result.delivered, 40, 'every accepted message reached the sink');
+  assert.ok(result.acceptedPerSecond > 0);
+  assert.ok(result.deliveredPerSecond !== null && result.deliveredPerSecond > 0);
+  for (const latency of [result.mailTo250Ms, result.acceptedToDeliveredMs]) {
+    assert.ok(latency, 'latency percentiles are present');
+    assert.ok(latency.p50 >= 0 && latency.p50 <= latency.p95 && latency.p95 <= latency.p99);
+  }
+  assert.ok(result.cpuMsPerMessage !== null && result.cpuMsPerMessage > 0, 'Postern CPU per message is measured');
+  assert.ok(result.peakRssMiB !== null && result.peakRssMiB > 0, 'Postern peak RSS is measured');
+}
+
+describe('npm run bench', () => {
+  test('persistent STARTTLS sessions deliver every message and report latencies and cost', async () => {
+    const report = await bench('--scenario', 'persistent-starttls-5k', '--messages', '40', '--concurrency', '4');
+    assertHealthyRun(report, { tls: 'starttls', connectionPerMessage: false });
+  });
+
+  test('one implicit-TLS connection per message delivers every message too', async () => {
+    const report = await bench('--scenario', 'persistent-starttls-5k', '--messages', '40', '--concurrency', '4', '--connection-per-message', '--tls', 'implicit');
+    assertHealthyRun(report, { tls: 'implicit', connectionPerMessage: true });
+  });
+
+  test('a target that refuses every connection yields errors, not a hang', async () => {
+    // Port 1 on loopback is closed on any machine that runs these tests.
+    const report = await bench('--target', '127.0.0.1:1', '--scenario', 'persistent-starttls-5k', '--messages', '3', '--concurrency', '1');
+    assert.equal(report.postern, null);
+    const [result] = report.scenarios;
+    assert.ok(result);
+    assert.equal(result.target, '127.0.0.1:1');
+    assert.equal(result.accepted, 0);
+    assert.equal(result.errors, 3);
+    assert.match(result.firstErrors[0] ?? '', /connect to 127\.0\.0\.1:1 failed/);
+    assert.equal(result.cpuMsPerMessage, null);
+  });
+});
