@@ -161,7 +161,27 @@ function isSupportedBcrypt(hash: string): boolean {
   return cost >= BCRYPT_COST[0] && cost <= BCRYPT_COST[1];
 }
 
-function deriveScryptKey(password: string, salt: Buffer, keyBytes: number, params: ScryptParams): Promise<Buffer> {
+/**
+ * At most this many scrypt derivations run at once. Each holds 32 MiB for ~100 ms on a libuv
+ * pool thread; the pool is sized for the spool's fsyncs (see cli/postern.cts), and a burst of
+ * logins must neither take every thread from the spool nor multiply memory by the pool size.
+ */
+const MAX_PARALLEL_DERIVATIONS = 4;
+let running = 0;
+const waiting: Array<() => void> = [];
+
+async function deriveScryptKey(password: string, salt: Buffer, keyBytes: number, params: ScryptParams): Promise<Buffer> {
+  if (running >= MAX_PARALLEL_DERIVATIONS) await new Promise<void>((resolve) => waiting.push(resolve));
+  running++;
+  try {
+    return await runScrypt(password, salt, keyBytes, params);
+  } finally {
+    running--;
+    waiting.shift()?.();
+  }
+}
+
+function runScrypt(password: string, salt: Buffer, keyBytes: number, params: ScryptParams): Promise<Buffer> {
   const options: ScryptOptions = {
     N: 2 ** params.ln,
     r: params.r,

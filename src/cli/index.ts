@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { configPath, ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';

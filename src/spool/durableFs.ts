@@ -23,10 +23,15 @@ export async function writeNewFileSynced(path: string, data: string | Buffer): P
 
 /**
  * Replace `path` atomically with `data`: write `tempPath`, fsync it, rename it over `path`,
- * fsync `path`'s directory. A reader (or a restart) sees the old content or the new, never a
+ * fsync `path`'s directory (through `syncDirectory`, so fsyncs can be shared). A reader (or a restart) sees the old content or the new, never a
  * mix. `tempPath` must be on the same file system as `path`; it is removed on failure.
  */
-export async function replaceFileAtomically(path: string, tempPath: string, data: string | Buffer, directory: string): Promise<void> {
+export async function replaceFileAtomically(
+  path: string,
+  tempPath: string,
+  data: string | Buffer,
+  syncDirectory: () => Promise<void>,
+): Promise<void> {
   try {
     await writeNewFileSynced(tempPath, data);
     await rename(tempPath, path);
@@ -34,7 +39,7 @@ export async function replaceFileAtomically(path: string, tempPath: string, data
     await removeIfPresent(tempPath);
     throw err;
   }
-  await fsyncDirectory(directory);
+  await syncDirectory();
 }
 
 /** unlink that treats "already gone" as success. */

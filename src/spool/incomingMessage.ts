@@ -15,9 +15,13 @@ export interface CommitMeta {
   bodyType?: '7bit' | '8bitmime';
 }
 
-/** The part of the spool that turns a finished, fsynced data file into a queued message. */
+/** The part of the spool that turns a finished data file into a queued message. */
 export interface CommitTarget {
-  finishCommit(id: string, dataPath: string, size: number, meta: CommitMeta): Promise<Envelope>;
+  /**
+   * `dataSynced` settles once the data file is fsynced and closed; the spool writes the
+   * envelope meanwhile and publishes the message only after both are on disk.
+   */
+  finishCommit(id: string, dataPath: string, size: number, meta: CommitMeta, dataSynced: Promise<void>): Promise<Envelope>;
 }
 
 type State = 'open' | 'committing' | 'committed' | 'failed' | 'discarded';
@@ -99,12 +103,16 @@ export class IncomingMessage {
       if (this.failure) throw this.failure;
       const handle = this.handle!;
       this.handle = undefined;
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      const envelope = await this.target.finishCommit(this.id, this.dataPath, this.written, meta);
+      const dataSynced = (async () => {
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      })();
+      // Settled by finishCommit either way; this only keeps a rejection from going unobserved.
+      dataSynced.catch(() => undefined);
+      const envelope = await this.target.finishCommit(this.id, this.dataPath, this.written, meta, dataSynced);
       this.state = 'committed';
       return envelope;
     } catch (err) {

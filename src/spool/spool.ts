@@ -6,7 +6,8 @@ import type { Readable } from 'node:stream';
 import type { Clock } from '../util/clock.js';
 import { PosternError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import { fsyncDirectory, removeIfPresent, removeQuietly, replaceFileAtomically, writeNewFileSynced } from './durableFs.js';
+import { DirectorySync } from '../util/directorySync.js';
+import { removeIfPresent, removeQuietly, replaceFileAtomically, writeNewFileSynced } from './durableFs.js';
 import { copyEnvelope, serializeEnvelope, validateEnvelope, type Envelope } from './envelope.js';
 import { IncomingMessage, type CommitMeta, type CommitTarget } from './incomingMessage.js';
 import { createQueueId } from './queueId.js';
@@ -49,6 +50,8 @@ export class Spool implements CommitTarget {
   /** Per-message chains, so an update and a remove of one message never interleave. */
   private readonly locks = new Map<string, Promise<void>>();
   private readonly random: (size: number) => Buffer;
+  /** One fsync of queue/ serves every commit, update and removal made before it began. */
+  private readonly queueSync: DirectorySync;
 
   private constructor(
     private readonly layout: SpoolLayout,
@@ -57,6 +60,7 @@ export class Spool implements CommitTarget {
     random: ((size: number) => Buffer) | undefined,
   ) {
     this.random = random ?? randomBytes;
+    this.queueSync = new DirectorySync(layout.queue);
   }
 
   /**
@@ -114,7 +118,7 @@ export class Spool implements CommitTarget {
    * every step, so the message is either fully queued or not at all.
    * @internal
    */
-  async finishCommit(id: string, dataPath: string, size: number, meta: CommitMeta): Promise<Envelope> {
+  async finishCommit(id: string, dataPath: string, size: number, meta: CommitMeta, dataSynced: Promise<void>): Promise<Envelope> {
     const now = this.clock.now();
     const envelope: Envelope = {
       version: 1,
@@ -130,22 +134,24 @@ export class Spool implements CommitTarget {
       attempts: 0,
       nextAttemptAt: now,
     };
-    validateEnvelope(envelope);
     const envelopeTemp = join(this.layout.tmp, `${id}.json`);
     const messagePath = this.messagePath(id);
     const envelopePath = this.envelopePath(id);
     try {
-      await writeNewFileSynced(envelopeTemp, serializeEnvelope(envelope));
+      // The data and the envelope are fsynced in parallel; nothing is visible until both are.
+      const [synced, written] = await Promise.allSettled([dataSynced, writeNewFileSynced(envelopeTemp, serializeEnvelope(envelope))]);
+      if (synced.status === 'rejected') throw synced.reason;
+      if (written.status === 'rejected') throw written.reason;
       await rename(dataPath, messagePath);
       await rename(envelopeTemp, envelopePath);
-      await fsyncDirectory(this.layout.queue);
+      await this.queueSync.sync();
     } catch (err) {
       await removeQuietly(envelopePath);
       await removeQuietly(messagePath);
       await removeQuietly(envelopeTemp);
       await removeQuietly(dataPath);
       try {
-        await fsyncDirectory(this.layout.queue);
+        await this.queueSync.sync();
       } catch {
         // The directory is already failing us; the removals above are what matter.
       }
@@ -210,7 +216,7 @@ export class Spool implements CommitTarget {
       }
       const temp = join(this.layout.tmp, `${record.id}.${this.random(4).toString('hex')}.json`);
       try {
-        await replaceFileAtomically(this.envelopePath(record.id), temp, serializeEnvelope(record), this.layout.queue);
+        await replaceFileAtomically(this.envelopePath(record.id), temp, serializeEnvelope(record), () => this.queueSync.sync());
       } catch (err) {
         throw new PosternError('SPOOL_WRITE_FAILED', `Cannot update message ${record.id} in the spool: ${errorMessage(err)}`, {
           cause: err,
@@ -237,7 +243,7 @@ export class Spool implements CommitTarget {
       this.index.delete(id);
       try {
         await removeIfPresent(this.messagePath(id));
-        await fsyncDirectory(this.layout.queue);
+        await this.queueSync.sync();
       } catch (err) {
         this.logger.warn({ queueId: id, err: errorMessage(err) }, 'message file left behind; it is removed at the next spool open');
       }

@@ -17,7 +17,24 @@ export function createLogger(level: LevelWithSilent = 'info', destination?: Dest
       censor: '[redacted]',
     },
   };
-  return destination ? pino(options, destination) : pino(options);
+  return pino(options, destination ?? stdoutDestination());
+}
+
+/**
+ * stdout, written asynchronously: a synchronous write per line makes every session wait on
+ * the log reader (a container runtime, a pipe that is momentarily full). What is still
+ * buffered when the process exits is written out synchronously then, so no line is lost.
+ */
+function stdoutDestination(): DestinationStream {
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 0 });
+  process.once('exit', () => {
+    try {
+      destination.flushSync();
+    } catch {
+      // stdout is gone (closed pipe); nothing left to write to.
+    }
+  });
+  return destination;
 }
 
 /** A logger that writes nothing; for tests and commands that must stay quiet. */

@@ -59,6 +59,8 @@ export interface LoadResult {
   finishedAt: number;
   /** Per message number: when MAIL was written, and when the 250 after DATA arrived (NaN if never). */
   mailAt: number[];
+  /** When the last byte of the message (the final ".") was written. */
+  dataEndAt: number[];
   acceptedAt: number[];
 }
 
@@ -138,6 +140,7 @@ export class LoadGenerator {
   private sessionFailures = 0;
   private readonly firstErrors: string[] = [];
   private readonly mailAt: number[] = [];
+  private readonly dataEndAt: number[] = [];
   private readonly acceptedAt: number[] = [];
 
   constructor(private readonly options: LoadOptions) {
@@ -164,6 +167,7 @@ export class LoadGenerator {
       startedAt,
       finishedAt: now(),
       mailAt: this.mailAt,
+      dataEndAt: this.dataEndAt,
       acceptedAt: this.acceptedAt,
     };
   }
@@ -251,6 +255,7 @@ export class LoadGenerator {
       for (let i = 0; i < commands.length; i++) expect(await connection.command(commands[i]!), commands[i]!.split(':')[0]!, ...expectedCodes(i, commands.length));
     }
     for (const chunk of payload) connection.write(chunk);
+    this.dataEndAt[n] = now();
     expect(await connection.read(), 'end of DATA', 250);
     this.acceptedAt[n] = now();
     this.accepted++;
@@ -258,6 +263,7 @@ export class LoadGenerator {
 
   private fail(n: number, err: unknown): void {
     this.mailAt[n] ??= Number.NaN;
+    this.dataEndAt[n] ??= Number.NaN;
     this.acceptedAt[n] = Number.NaN;
     this.noteError(err instanceof UnexpectedReply || err instanceof SmtpConnectionError ? err.message : `error: ${(err as Error).message}`);
   }

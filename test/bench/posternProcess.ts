@@ -42,7 +42,7 @@ function newestMtime(dir: string, suffix: string): number {
 
 /** dist/ when it exists and is at least as new as every source file, else src/ through tsx. */
 export function chooseRunner(): { runner: PosternRunner; args: string[] } {
-  const built = join(REPO, 'dist/cli/index.js');
+  const built = join(REPO, 'dist/cli/postern.cjs');
   if (existsSync(built) && newestMtime(join(REPO, 'dist'), '.js') >= newestMtime(join(REPO, 'src'), '.ts')) {
     return { runner: 'dist', args: [built] };
   }
@@ -132,7 +132,9 @@ export async function startPostern(options: { sinkPort: number }): Promise<Poste
   await writeFile(configFile, benchConfig(ports));
 
   const { runner, args } = chooseRunner();
-  const child = spawn(process.execPath, [...args, 'start', '--config', configFile], {
+  // POSTERN_BENCH_NODE_ARGS passes extra flags to Postern's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.POSTERN_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, ...args, 'start', '--config', configFile], {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

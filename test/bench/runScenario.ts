@@ -43,6 +43,8 @@ export interface ScenarioResult {
   acceptedPerSecond: number;
   deliveredPerSecond: number | null;
   mailTo250Ms: Percentiles | null;
+  /** From the last byte of the message written to the 250 (the spool commit, as the client sees it). */
+  dataTo250Ms: Percentiles | null;
   acceptedToDeliveredMs: Percentiles | null;
   cpuMsPerMessage: number | null;
   /**
@@ -198,6 +200,7 @@ export function summarise(
   cost: { cpuMs: number | undefined; peakRss: number | undefined; generatorCpuMs?: number },
 ): ScenarioResult {
   const mailTo250: number[] = [];
+  const dataTo250: number[] = [];
   const toDelivered: number[] = [];
   let lastAccepted = load.startedAt;
   let firstMail = Infinity;
@@ -209,6 +212,8 @@ export function summarise(
     if (Number.isFinite(mail)) firstMail = Math.min(firstMail, mail);
     if (!Number.isFinite(accepted)) continue;
     mailTo250.push(accepted - mail);
+    const dataEnd = load.dataEndAt[n];
+    if (dataEnd !== undefined && Number.isFinite(dataEnd)) dataTo250.push(accepted - dataEnd);
     lastAccepted = Math.max(lastAccepted, accepted);
     const at = deliveries.get(n);
     if (at === undefined) continue;
@@ -232,6 +237,7 @@ export function summarise(
     acceptedPerSecond: acceptSeconds > 0 ? round(load.accepted / acceptSeconds, 1) : 0,
     deliveredPerSecond: delivered > 0 && deliverSeconds > 0 ? round(delivered / deliverSeconds, 1) : null,
     mailTo250Ms: roundPercentiles(percentiles(mailTo250)),
+    dataTo250Ms: roundPercentiles(percentiles(dataTo250)),
     acceptedToDeliveredMs: roundPercentiles(percentiles(toDelivered)),
     cpuMsPerMessage: cpuValid ? round(cost.cpuMs! / load.accepted, 3) : null,
     generatorCpuMsPerMessage: cost.generatorCpuMs !== undefined && load.accepted > 0 ? round(cost.generatorCpuMs / load.accepted, 3) : null,
@@ -282,6 +288,7 @@ export async function runIdleSessionsScenario(scenario: Scenario, target: Target
     acceptedPerSecond: 0,
     deliveredPerSecond: null,
     mailTo250Ms: null,
+    dataTo250Ms: null,
     acceptedToDeliveredMs: null,
     cpuMsPerMessage: null,
     generatorCpuMsPerMessage: null,

@@ -38,7 +38,7 @@ function assertHealthyRun(report: BenchReport, expected: { tls: string; connecti
   assert.equal(result.delivered, 40, 'every accepted message reached the sink');
   assert.ok(result.acceptedPerSecond > 0);
   assert.ok(result.deliveredPerSecond !== null && result.deliveredPerSecond > 0);
-  for (const latency of [result.mailTo250Ms, result.acceptedToDeliveredMs]) {
+  for (const latency of [result.mailTo250Ms, result.dataTo250Ms, result.acceptedToDeliveredMs]) {
     assert.ok(latency, 'latency percentiles are present');
     assert.ok(latency.p50 >= 0 && latency.p50 <= latency.p95 && latency.p95 <= latency.p99);
   }
