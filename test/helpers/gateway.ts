@@ -3,10 +3,12 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { after, before } from 'node:test';
 import { hashPassword } from '../../src/auth/passwordHash.js';
 import { parseConfig } from '../../src/config/load.js';
 import { startGateway, type Gateway } from '../../src/main.js';
 import { silentLogger } from '../../src/util/logger.js';
+import { startUpstream, type Upstream } from './upstream.js';
 
 export const ALICE = { user: 'alice', password: 'correct horse battery staple' };
 const REPO = resolve(import.meta.dirname, '../..');
@@ -128,4 +130,37 @@ export async function spawnGateway(configFile: string, env: NodeJS.ProcessEnv = 
     });
   });
   return { child, logs, exited, submissionPort: ports.submission!, submissionsPort: ports.submissions! };
+}
+
+export interface GatewayFixture {
+  readonly upstream: Upstream;
+  readonly postern: TestGateway;
+}
+
+/**
+ * For a describe block: an upstream and a Postern relaying to it, started before the first
+ * test and stopped after the last (Postern first, so its pooled connection does not hold the
+ * upstream's close open). Read the fields inside tests, once before() has run.
+ */
+export function gatewayWithUpstream(extraYaml?: string): GatewayFixture {
+  let upstream: Upstream | undefined;
+  let postern: TestGateway | undefined;
+  before(async () => {
+    upstream = await startUpstream();
+    postern = await startTestGateway({ upstreamPort: upstream.port, ...(extraYaml !== undefined && { extraYaml }) });
+  });
+  after(async () => {
+    await postern?.dispose();
+    await upstream?.close();
+  });
+  return {
+    get upstream() {
+      if (!upstream) throw new Error('the upstream starts in before()');
+      return upstream;
+    },
+    get postern() {
+      if (!postern) throw new Error('Postern starts in before()');
+      return postern;
+    },
+  };
 }

@@ -1,28 +1,14 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { ALICE, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { describe, test } from 'node:test';
+import { ALICE, gatewayWithUpstream } from '../helpers/gateway.js';
 import { SmtpTestClient, authenticatedClient } from '../helpers/smtpClient.js';
-import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 describe('nothing is relayed without TLS and AUTH', () => {
-  let upstream: Upstream;
-  let postern: TestGateway;
-
-  before(async () => {
-    upstream = await startUpstream();
-    // A short lockout so the test can watch it end: 3 failures within 2s lock for 1s.
-    postern = await startTestGateway({
-      upstreamPort: upstream.port,
-      extraYaml: 'auth: { usersFile: users.yaml, failureDelay: 50ms, lockout: { failures: 3, window: 2s, duration: 1s } }',
-    });
-  });
-  after(async () => {
-    await postern.dispose();
-    await upstream.close();
-  });
+  // A short lockout so the test can watch it end: 3 failures within 2s lock for 1s.
+  const fixture = gatewayWithUpstream('auth: { usersFile: users.yaml, failureDelay: 50ms, lockout: { failures: 3, window: 2s, duration: 1s } }');
 
   async function plainSession(): Promise<SmtpTestClient> {
-    const client = await SmtpTestClient.connect(postern.submissionPort);
+    const client = await SmtpTestClient.connect(fixture.postern.submissionPort);
     const greeting = await client.greeting();
     assert.match(greeting.last, /^220 postern\.test ESMTP/);
     return client;
@@ -63,7 +49,7 @@ describe('nothing is relayed without TLS and AUTH', () => {
   });
 
   test('VRFY and EXPN are disabled', async () => {
-    const client = await authenticatedClient(postern.submissionPort, ALICE);
+    const client = await authenticatedClient(fixture.postern.submissionPort, ALICE);
     for (const command of ['VRFY alice', 'EXPN staff']) {
       const reply = await client.command(command);
       assert.equal(reply.code, 500, `${command}: ${reply.last}`);
@@ -113,7 +99,7 @@ describe('nothing is relayed without TLS and AUTH', () => {
     let code = 0;
     while (code !== 235 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 400));
-      const later = await SmtpTestClient.connect(postern.submissionsPort, { implicitTls: true });
+      const later = await SmtpTestClient.connect(fixture.postern.submissionsPort, { implicitTls: true });
       await later.greeting();
       await later.ehlo();
       code = (await later.authPlain(victim.user, victim.password)).code;

@@ -1,25 +1,14 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { ALICE, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { describe, test } from 'node:test';
+import { ALICE, gatewayWithUpstream } from '../helpers/gateway.js';
 import { sampleMessage } from '../helpers/messages.js';
 import { authenticatedClient } from '../helpers/smtpClient.js';
-import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 describe('the envelope a user may give', () => {
-  let upstream: Upstream;
-  let postern: TestGateway;
-
-  before(async () => {
-    upstream = await startUpstream();
-    postern = await startTestGateway({ upstreamPort: upstream.port });
-  });
-  after(async () => {
-    await postern.dispose();
-    await upstream.close();
-  });
+  const fixture = gatewayWithUpstream();
 
   test('a user may send only as an address its senders allow (550 5.7.1), whatever the case', async () => {
-    const client = await authenticatedClient(postern.submissionPort, ALICE);
+    const client = await authenticatedClient(fixture.postern.submissionPort, ALICE);
     assert.equal((await client.command('MAIL FROM:<ceo@example.com>')).last, '550 5.7.1 alice may not send as ceo@example.com');
     assert.equal((await client.command('MAIL FROM:<alice@example.com.evil.test>')).code, 550);
     assert.equal((await client.command('MAIL FROM:<Alice@Example.COM>')).code, 250);
@@ -27,13 +16,13 @@ describe('the envelope a user may give', () => {
   });
 
   test('a user may not send with the null sender', async () => {
-    const client = await authenticatedClient(postern.submissionPort, ALICE);
+    const client = await authenticatedClient(fixture.postern.submissionPort, ALICE);
     assert.equal((await client.command('MAIL FROM:<>')).last, '550 5.7.1 alice may not send with a null sender <>');
     await client.quit();
   });
 
   test('recipient forms that a later hop could read as routing are refused, and nothing is relayed to them', async () => {
-    const client = await authenticatedClient(postern.submissionPort, ALICE);
+    const client = await authenticatedClient(fixture.postern.submissionPort, ALICE);
     assert.equal((await client.command('MAIL FROM:<alice@example.com>')).code, 250);
     assert.equal((await client.command('RCPT TO:<x,bob@example.net>')).last, '501 5.1.3 Bad recipient address syntax');
     // smtp-server's own parser already refuses this one; a plainer quoted form reaches Postern's check.
@@ -44,18 +33,18 @@ describe('the envelope a user may give', () => {
     assert.equal((await client.command('RCPT TO:<carol@example.org>')).code, 250);
     assert.equal((await client.data(sampleMessage('clean recipient'))).code, 250);
     await client.quit();
-    const [message] = await upstream.waitFor(1);
+    const [message] = await fixture.upstream.waitFor(1);
     assert.deepEqual(message!.to, ['bob@example.net', 'carol@example.org']);
   });
 
   test('an EHLO name that is not a domain reaches the Received header only in a safe form', async () => {
-    const before = upstream.messages.length;
-    const client = await authenticatedClient(postern.submissionPort, ALICE, { ehloName: 'a(b;c)))' });
+    const before = fixture.upstream.messages.length;
+    const client = await authenticatedClient(fixture.postern.submissionPort, ALICE, { ehloName: 'a(b;c)))' });
     await client.command('MAIL FROM:<alice@example.com>');
     await client.command('RCPT TO:<bob@example.net>');
     assert.equal((await client.data(sampleMessage('odd helo'))).code, 250);
     await client.quit();
-    const messages = await upstream.waitFor(before + 1);
+    const messages = await fixture.upstream.waitFor(before + 1);
     assert.match(messages[before]!.raw.toString(), /^Received: from a\?b\?c\?\?\? \(\[127\.0\.0\.1\]\)\r\n/);
   });
 });

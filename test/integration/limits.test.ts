@@ -1,35 +1,21 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { ALICE, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { describe, test } from 'node:test';
+import { ALICE, gatewayWithUpstream } from '../helpers/gateway.js';
 import { sampleMessage } from '../helpers/messages.js';
 import { SmtpTestClient, authenticatedClient } from '../helpers/smtpClient.js';
-import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 describe('message intake limits', () => {
-  let upstream: Upstream;
-  let postern: TestGateway;
-
-  before(async () => {
-    upstream = await startUpstream();
-    postern = await startTestGateway({
-      upstreamPort: upstream.port,
-      extraYaml: 'limits: { maxMessageSize: 10KiB, maxRecipients: 3, maxConnections: 50, maxConnectionsPerIp: 4 }',
-    });
-  });
-  after(async () => {
-    await postern.dispose();
-    await upstream.close();
-  });
+  const fixture = gatewayWithUpstream('limits: { maxMessageSize: 10KiB, maxRecipients: 3, maxConnections: 50, maxConnectionsPerIp: 4 }');
 
   test('EHLO advertises the size limit', async () => {
-    const client = await authenticatedClient(postern.submissionPort, ALICE);
+    const client = await authenticatedClient(fixture.postern.submissionPort, ALICE);
     const ehlo = await client.ehlo();
     assert.ok(ehlo.lines.includes('SIZE 10240'), ehlo.lines.join(' | '));
     await client.quit();
   });
 
   test('a message over the size limit gets 552 5.3.4 and is not relayed; the session goes on', async () => {
-    const client = await authenticatedClient(postern.submissionPort, ALICE);
+    const client = await authenticatedClient(fixture.postern.submissionPort, ALICE);
     await client.command('MAIL FROM:<alice@example.com>');
     await client.command('RCPT TO:<bob@example.net>');
     const big = sampleMessage('too big') + 'x'.repeat(76).concat('\r\n').repeat(200);
@@ -40,7 +26,7 @@ describe('message intake limits', () => {
   });
 
   test('a declared SIZE over the limit is refused at MAIL', async () => {
-    const client = await authenticatedClient(postern.submissionPort, ALICE);
+    const client = await authenticatedClient(fixture.postern.submissionPort, ALICE);
     const reply = await client.command('MAIL FROM:<alice@example.com> SIZE=20000');
     assert.equal(reply.code, 552);
     assert.match(reply.last, /^552 5\.3\.4 /);
@@ -48,8 +34,8 @@ describe('message intake limits', () => {
   });
 
   test('recipients past the limit get 452 4.5.3 and the accepted ones still get the message', async () => {
-    const before = upstream.messages.length;
-    const client = await authenticatedClient(postern.submissionPort, ALICE);
+    const before = fixture.upstream.messages.length;
+    const client = await authenticatedClient(fixture.postern.submissionPort, ALICE);
     await client.command('MAIL FROM:<alice@example.com>');
     for (const rcpt of ['a@example.net', 'b@example.net', 'c@example.net']) {
       assert.equal((await client.command(`RCPT TO:<${rcpt}>`)).code, 250);
@@ -58,7 +44,7 @@ describe('message intake limits', () => {
     assert.equal(fourth.last, '452 4.5.3 Too many recipients, at most 3 per message');
     assert.equal((await client.data(sampleMessage('three recipients'))).code, 250);
     await client.quit();
-    const messages = await upstream.waitFor(before + 1);
+    const messages = await fixture.upstream.waitFor(before + 1);
     assert.deepEqual(messages[before]!.to, ['a@example.net', 'b@example.net', 'c@example.net']);
   });
 
@@ -68,8 +54,8 @@ describe('message intake limits', () => {
     ['a smuggled end of data with bare LF', 'Subject: outer\r\n\r\nouter\n.\nMAIL FROM:<ceo@example.com>\r\n'],
   ] as const) {
     test(`a message with ${name} gets 554 5.6.0 and nothing is relayed`, async () => {
-      const before = upstream.messages.length;
-      const client = await authenticatedClient(postern.submissionPort, ALICE);
+      const before = fixture.upstream.messages.length;
+      const client = await authenticatedClient(fixture.postern.submissionPort, ALICE);
       await client.command('MAIL FROM:<alice@example.com>');
       await client.command('RCPT TO:<bob@example.net>');
       await client.command('DATA');
@@ -81,7 +67,7 @@ describe('message intake limits', () => {
       await client.command('RCPT TO:<bob@example.net>');
       assert.equal((await client.data(sampleMessage('marker'))).code, 250);
       await client.quit();
-      const messages = await upstream.waitFor(before + 1);
+      const messages = await fixture.upstream.waitFor(before + 1);
       await new Promise((resolve) => setTimeout(resolve, 200));
       assert.equal(messages.length, before + 1, 'only the clean message reached the upstream');
       assert.match(messages[before]!.raw.toString(), /Subject: marker/);
@@ -91,18 +77,18 @@ describe('message intake limits', () => {
   test('connections past the per-address limit get 421 4.7.0', async () => {
     const open: SmtpTestClient[] = [];
     for (let i = 0; i < 4; i++) {
-      const client = await SmtpTestClient.connect(postern.submissionPort);
+      const client = await SmtpTestClient.connect(fixture.postern.submissionPort);
       assert.equal((await client.greeting()).code, 220);
       open.push(client);
     }
-    const fifth = await SmtpTestClient.connect(postern.submissionPort);
+    const fifth = await SmtpTestClient.connect(fixture.postern.submissionPort);
     const reply = await fifth.greeting();
     assert.equal(reply.last, '421 4.7.0 Too many connections from your address, try again later');
     fifth.destroy();
     for (const client of open) await client.quit();
     // Slots are given back when sessions end.
     await new Promise((resolve) => setTimeout(resolve, 100));
-    const again = await SmtpTestClient.connect(postern.submissionPort);
+    const again = await SmtpTestClient.connect(fixture.postern.submissionPort);
     assert.equal((await again.greeting()).code, 220);
     await again.quit();
   });

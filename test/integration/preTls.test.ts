@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import { after, before, describe, test } from 'node:test';
-import { ALICE, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { describe, test } from 'node:test';
+import { ALICE, gatewayWithUpstream } from '../helpers/gateway.js';
 import { SmtpTestClient, authenticatedClient } from '../helpers/smtpClient.js';
-import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 function rawSocket(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -17,23 +16,10 @@ function closed(socket: Socket): Promise<void> {
 }
 
 describe('before TLS', () => {
-  let upstream: Upstream;
-  let postern: TestGateway;
-
-  before(async () => {
-    upstream = await startUpstream();
-    postern = await startTestGateway({
-      upstreamPort: upstream.port,
-      extraYaml: 'limits: { tlsTimeout: 1s, idleTimeout: 10s, maxConnectionsPerIp: 3, maxConnections: 100 }',
-    });
-  });
-  after(async () => {
-    await postern.dispose();
-    await upstream.close();
-  });
+  const fixture = gatewayWithUpstream('limits: { tlsTimeout: 1s, idleTimeout: 10s, maxConnectionsPerIp: 3, maxConnections: 100 }');
 
   test('a client that keeps talking without starting TLS is cut off with 421 4.7.0', async () => {
-    const client = await SmtpTestClient.connect(postern.submissionPort);
+    const client = await SmtpTestClient.connect(fixture.postern.submissionPort);
     await client.greeting();
     await client.ehlo();
     let reply = await client.command('NOOP');
@@ -47,12 +33,12 @@ describe('before TLS', () => {
   });
 
   test('sockets that never finish the implicit TLS handshake cannot hold every slot of their address, and are dropped after the TLS timeout', async () => {
-    const idle = await Promise.all([1, 2, 3].map(() => rawSocket(postern.submissionsPort)));
+    const idle = await Promise.all([1, 2, 3].map(() => rawSocket(fixture.postern.submissionsPort)));
     // A fourth connection from the same address is dropped before any handshake.
-    await assert.rejects(SmtpTestClient.connect(postern.submissionsPort, { implicitTls: true }));
+    await assert.rejects(SmtpTestClient.connect(fixture.postern.submissionsPort, { implicitTls: true }));
     // The idle ones are closed by the TLS timeout, and the address can connect again.
     await Promise.all(idle.map(closed));
-    const client = await authenticatedClient(postern.submissionsPort, ALICE, { implicitTls: true });
+    const client = await authenticatedClient(fixture.postern.submissionsPort, ALICE, { implicitTls: true });
     assert.equal((await client.command('MAIL FROM:<alice@example.com>')).code, 250);
     await client.quit();
   });

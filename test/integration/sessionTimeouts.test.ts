@@ -1,29 +1,15 @@
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { ALICE, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { describe, test } from 'node:test';
+import { ALICE, gatewayWithUpstream } from '../helpers/gateway.js';
 import { SmtpTestClient, authenticatedClient } from '../helpers/smtpClient.js';
-import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 describe('idle and slow clients are cut off', () => {
-  let upstream: Upstream;
-  let postern: TestGateway;
-
-  before(async () => {
-    upstream = await startUpstream();
-    postern = await startTestGateway({
-      upstreamPort: upstream.port,
-      extraYaml: 'limits: { idleTimeout: 1s, dataTimeout: 2s }',
-    });
-  });
-  after(async () => {
-    await postern.dispose();
-    await upstream.close();
-  });
+  const fixture = gatewayWithUpstream('limits: { idleTimeout: 1s, dataTimeout: 2s }');
 
   test('a client that says nothing after the greeting gets 421 4.4.2 and is disconnected', async () => {
-    const client = await SmtpTestClient.connect(postern.submissionPort);
+    const client = await SmtpTestClient.connect(fixture.postern.submissionPort);
     assert.equal((await client.greeting()).code, 220);
     const reply = await client.read(5000);
     assert.equal(reply.code, 421);
@@ -33,7 +19,7 @@ describe('idle and slow clients are cut off', () => {
   });
 
   test('a client that drips its message slower than the DATA timeout gets 421 4.4.2 and nothing is relayed', async () => {
-    const client = await authenticatedClient(postern.submissionPort, ALICE);
+    const client = await authenticatedClient(fixture.postern.submissionPort, ALICE);
     await client.command('MAIL FROM:<alice@example.com>');
     await client.command('RCPT TO:<bob@example.net>');
     assert.equal((await client.command('DATA')).code, 354);
@@ -47,13 +33,13 @@ describe('idle and slow clients are cut off', () => {
       client.destroy();
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
-    assert.equal(upstream.messages.length, 0);
-    assert.deepEqual(await readdir(join(postern.dir, 'spool', 'tmp')), [], 'the partial message was discarded');
-    assert.deepEqual(await readdir(join(postern.dir, 'spool', 'queue')), []);
+    assert.equal(fixture.upstream.messages.length, 0);
+    assert.deepEqual(await readdir(join(fixture.postern.dir, 'spool', 'tmp')), [], 'the partial message was discarded');
+    assert.deepEqual(await readdir(join(fixture.postern.dir, 'spool', 'queue')), []);
   });
 
   test('a client that hangs up in the middle of DATA leaves nothing in the spool', async () => {
-    const client = await authenticatedClient(postern.submissionPort, ALICE);
+    const client = await authenticatedClient(fixture.postern.submissionPort, ALICE);
     await client.command('MAIL FROM:<alice@example.com>');
     await client.command('RCPT TO:<bob@example.net>');
     assert.equal((await client.command('DATA')).code, 354);
@@ -61,12 +47,12 @@ describe('idle and slow clients are cut off', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     client.destroy();
     const deadline = Date.now() + 3000;
-    let left = await readdir(join(postern.dir, 'spool', 'tmp'));
+    let left = await readdir(join(fixture.postern.dir, 'spool', 'tmp'));
     while (left.length > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
-      left = await readdir(join(postern.dir, 'spool', 'tmp'));
+      left = await readdir(join(fixture.postern.dir, 'spool', 'tmp'));
     }
     assert.deepEqual(left, []);
-    assert.deepEqual(await readdir(join(postern.dir, 'spool', 'queue')), []);
+    assert.deepEqual(await readdir(join(fixture.postern.dir, 'spool', 'queue')), []);
   });
 });

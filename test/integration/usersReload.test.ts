@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { describe, test } from 'node:test';
+import { gatewayWithUpstream } from '../helpers/gateway.js';
 import { SmtpTestClient } from '../helpers/smtpClient.js';
-import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 
@@ -18,23 +17,13 @@ async function tryLogin(port: number, user: string, password: string): Promise<n
 }
 
 describe('users are managed without a restart', () => {
-  let upstream: Upstream;
-  let postern: TestGateway;
-
-  before(async () => {
-    upstream = await startUpstream();
-    postern = await startTestGateway({ upstreamPort: upstream.port });
-  });
-  after(async () => {
-    await postern.dispose();
-    await upstream.close();
-  });
+  const fixture = gatewayWithUpstream();
 
   test('a user added with `postern user add` (password on stdin) can log in to the running gateway', async () => {
-    assert.equal(await tryLogin(postern.submissionsPort, 'bob', 'bobs new password'), 535);
+    assert.equal(await tryLogin(fixture.postern.submissionsPort, 'bob', 'bobs new password'), 535);
     const added = spawnSync(
       process.execPath,
-      ['--import', 'tsx', join(REPO, 'src/cli/index.ts'), 'user', 'add', 'bob', '--sender', 'bob@example.com', '--config', postern.configFile],
+      ['--import', 'tsx', join(REPO, 'src/cli/index.ts'), 'user', 'add', 'bob', '--sender', 'bob@example.com', '--config', fixture.postern.configFile],
       { input: 'bobs new password\n', encoding: 'utf8', cwd: REPO },
     );
     assert.equal(added.status, 0, added.stderr);
@@ -42,7 +31,7 @@ describe('users are managed without a restart', () => {
 
     const deadline = Date.now() + 10_000;
     let code = 0;
-    while (Date.now() < deadline && (code = await tryLogin(postern.submissionsPort, 'bob', 'bobs new password')) !== 235) {
+    while (Date.now() < deadline && (code = await tryLogin(fixture.postern.submissionsPort, 'bob', 'bobs new password')) !== 235) {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     assert.equal(code, 235);
