@@ -1,5 +1,5 @@
 import type { Spool } from '../spool/spool.js';
-import type { Envelope, RecipientState } from '../spool/envelope.js';
+import { outgoingSize, type Envelope, type RecipientState } from '../spool/envelope.js';
 import { hasExpired, nextAttemptAt } from '../spool/retrySchedule.js';
 import type { Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
@@ -214,7 +214,7 @@ export class DeliveryQueue {
         sender: envelope.sender,
         recipients: pending.map((r) => r.address),
         message: () => this.spool.openMessage(envelope.id),
-        size: envelope.size,
+        size: outgoingSize(envelope),
         eightBitMime: envelope.bodyType === '8bitmime',
       });
     } catch (err) {

@@ -38,6 +38,7 @@ export interface IncomingMessageWriter {
     clientIp?: string;
     smtpUtf8?: boolean;
     bodyType?: '7bit' | '8bitmime';
+    headers?: string;
   }): Promise<unknown>;
   discard(): Promise<void>;
 }
@@ -323,20 +324,6 @@ async function receiveMessage(
   let spoolError: unknown;
   try {
     incoming = await deps.intake.createIncoming();
-    await incoming.write(
-      Buffer.from(
-        receivedHeader({
-          helo: session.hostNameAppearsAs,
-          clientAddress: session.remoteAddress,
-          hostname: config.hostname,
-          queueId: incoming.id,
-          tlsProtocol: state.tlsProtocol,
-          tlsCipher: state.tlsCipher,
-          authenticatedUser: config.received.includeAuthUser ? userName(session) : undefined,
-          date: new Date(clock.now()),
-        }),
-      ),
-    );
   } catch (err) {
     spoolError = err;
   }
@@ -396,7 +383,20 @@ async function receiveMessage(
 
   const mailFrom = session.envelope.mailFrom;
   try {
+    // The Received: header travels beside the message in the envelope, so the message file
+    // stays exactly the client's bytes (what policy rules read, what DKIM will sign).
+    const trace = receivedHeader({
+      helo: session.hostNameAppearsAs,
+      clientAddress: session.remoteAddress,
+      hostname: config.hostname,
+      queueId: incoming.id,
+      tlsProtocol: state.tlsProtocol,
+      tlsCipher: state.tlsCipher,
+      authenticatedUser: config.received.includeAuthUser ? userName(session) : undefined,
+      date: new Date(clock.now()),
+    });
     await incoming.commit({
+      headers: trace,
       sender: mailFrom ? mailFrom.address : '',
       recipients: session.envelope.rcptTo.map((r) => r.address),
       user: userName(session),

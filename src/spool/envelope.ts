@@ -30,6 +30,12 @@ export interface Envelope {
   recipients: RecipientState[];
   /** Bytes of the message file. */
   size: number;
+  /**
+   * Header fields Postern sends in front of the message file: its Received: header and what
+   * policy rules (later, DKIM) add. Raw lines, each ending in CRLF. Kept apart so the message
+   * file stays exactly what the client sent, which rules read back and nothing rewrites.
+   */
+  headers?: string;
   /** The authenticated submitter, if any. */
   user?: string;
   clientIp?: string;
@@ -60,6 +66,7 @@ const envelopeSchema = z.object({
   sender: z.string(),
   recipients: z.array(recipientSchema).min(1),
   size: z.number().int().nonnegative(),
+  headers: z.string().optional(),
   user: z.string().optional(),
   clientIp: z.string().optional(),
   smtpUtf8: z.boolean().optional(),
@@ -91,6 +98,11 @@ export function validateEnvelope(data: unknown): Envelope {
     throw new Error(`invalid envelope: ${at}: ${issue.message}`);
   }
   return result.data as Envelope;
+}
+
+/** Bytes delivery sends: Postern's header fields, then the message file. */
+export function outgoingSize(envelope: Envelope): number {
+  return envelope.size + (envelope.headers ? Buffer.byteLength(envelope.headers) : 0);
 }
 
 export function serializeEnvelope(envelope: Envelope): string {

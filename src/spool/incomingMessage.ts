@@ -1,5 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
-import { Writable } from 'node:stream';
+import { createReadStream } from 'node:fs';
+import { Writable, type Readable } from 'node:stream';
 import { PosternError, errorMessage, isPosternError } from '../util/errors.js';
 import type { Envelope } from './envelope.js';
 import { removeQuietly } from './durableFs.js';
@@ -13,6 +14,8 @@ export interface CommitMeta {
   clientIp?: string;
   smtpUtf8?: boolean;
   bodyType?: '7bit' | '8bitmime';
+  /** Header fields to send in front of the message (Received:, policy annotations); CRLF lines. */
+  headers?: string;
 }
 
 /** The part of the spool that turns a finished data file into a queued message. */
@@ -47,6 +50,16 @@ export class IncomingMessage {
     private readonly target: CommitTarget,
   ) {
     this.handle = handle;
+  }
+
+  /**
+   * The message as written so far, from its first byte, for policy rules at the data stage.
+   * Waits for pending writes; the bytes are in the page cache whether or not fsynced yet.
+   */
+  async openData(): Promise<Readable> {
+    await this.lastWrite;
+    if (this.failure) throw this.failure;
+    return createReadStream(this.dataPath);
   }
 
   /** Bytes written so far (the size cap is the SMTP side's to enforce). */

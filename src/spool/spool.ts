@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Clock } from '../util/clock.js';
 import { PosternError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -131,6 +131,7 @@ export class Spool implements CommitTarget {
       ...(meta.clientIp !== undefined && { clientIp: meta.clientIp }),
       ...(meta.smtpUtf8 !== undefined && { smtpUtf8: meta.smtpUtf8 }),
       ...(meta.bodyType !== undefined && { bodyType: meta.bodyType }),
+      ...(meta.headers ? { headers: meta.headers } : {}),
       attempts: 0,
       nextAttemptAt: now,
     };
@@ -198,8 +199,18 @@ export class Spool implements CommitTarget {
 
   /** The message exactly as it was accepted. Throws MESSAGE_NOT_FOUND for an unknown ID. */
   openMessage(id: string): Readable {
-    if (!this.index.has(id)) throw new PosternError('MESSAGE_NOT_FOUND', `Message ${id} is not in the spool`);
-    return createReadStream(this.messagePath(id));
+    const envelope = this.index.get(id);
+    if (!envelope) throw new PosternError('MESSAGE_NOT_FOUND', `Message ${id} is not in the spool`);
+    const file = createReadStream(this.messagePath(id));
+    if (!envelope.headers) return file;
+    const headers = Buffer.from(envelope.headers);
+    return Readable.from(
+      (async function* () {
+        yield headers;
+        yield* file;
+      })(),
+      { objectMode: false },
+    );
   }
 
   /**
