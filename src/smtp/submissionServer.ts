@@ -1,4 +1,5 @@
 import type { AddressInfo, Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Config, ListenerName } from '../config/schema.js';
@@ -10,7 +11,9 @@ import { adaptSmtpServer, destroyPendingTls } from './smtpServerAdaptations.js';
 import type { TlsMaterial } from '../tls/tlsMaterial.js';
 import { isSenderAllowed } from '../auth/senderPattern.js';
 import { mailboxProblem, type MailboxProblem } from './addressSyntax.js';
+import { HeaderBlockCollector } from './headerBlock.js';
 import { LineEndingCheck } from './lineEndingCheck.js';
+import { PolicyStages, type PolicyGate, type StageResult } from './policyStages.js';
 import { normalizeAddress, PreTlsGuard } from './preTlsGuard.js';
 import { receivedHeader } from './receivedHeader.js';
 import { replies, replyLine, replyText, SmtpReplyError, type SmtpReply } from './replies.js';
@@ -18,7 +21,7 @@ import { replies, replyLine, replyText, SmtpReplyError, type SmtpReply } from '.
 /** What the SMTP side needs from authentication: a verdict on one login. */
 export interface LoginVerifier {
   authenticate(request: { username: string; password: string; clientIp: string }): Promise<
-    | { result: 'success'; user: { name: string; senders: readonly string[] } }
+    | { result: 'success'; user: { name: string; senders: readonly string[]; groups: readonly string[] } }
     | { result: 'invalid' }
     | { result: 'locked'; retryAfterMs: number }
   >;
@@ -31,6 +34,8 @@ export interface MessageIntake {
 export interface IncomingMessageWriter {
   readonly id: string;
   write(chunk: Buffer): Promise<void>;
+  /** The message as written so far, from its first byte. */
+  openData(): Promise<Readable>;
   commit(meta: {
     sender: string;
     recipients: string[];
@@ -51,6 +56,8 @@ export interface SubmissionDeps {
   logins: LoginVerifier;
   intake: MessageIntake;
   tlsMaterial: TlsMaterial;
+  /** The organisation's policy; without one every stage continues. */
+  policy?: PolicyGate;
 }
 
 export interface SubmissionListeners {
@@ -66,6 +73,11 @@ export interface SubmissionListeners {
    */
   close(graceMs: number): Promise<void>;
 }
+
+/** All rules of one stage together must answer within this; a rule's own timeout is shorter. */
+const POLICY_STAGE_TIMEOUT_MS = 30_000;
+/** The header block kept in memory for policy rules; a message whose header block is longer fails policy checks that need it. */
+const MAX_HEADER_BLOCK = 256 * 1024;
 
 /** Commands no submission client needs; refused as unrecognised, as Postfix does by default. */
 const ALWAYS_DISABLED = ['VRFY', 'EXPN', 'HELP', 'WIZ', 'SHELL', 'KILL', 'XCLIENT', 'XFORWARD'];
@@ -98,6 +110,7 @@ export async function startSubmissionListeners(deps: SubmissionDeps): Promise<Su
   const { config } = deps;
   const limits = new ConnectionLimits(config.limits);
   const sessions = new Map<string, SessionState>();
+  const stages = new PolicyStages(deps.policy, deps.clock, POLICY_STAGE_TIMEOUT_MS);
   const servers = new Map<ListenerName, SMTPServer>();
   const addresses: Partial<Record<ListenerName, AddressInfo>> = {};
 
@@ -105,7 +118,7 @@ export async function startSubmissionListeners(deps: SubmissionDeps): Promise<Su
     for (const name of ['submission', 'submissions'] as const) {
       const listener = config.listeners[name];
       if (!listener.enabled) continue;
-      const server = createServer(name, deps, limits, sessions);
+      const server = createServer(name, deps, limits, sessions, stages);
       servers.set(name, server);
       addresses[name] = await listen(server, listener.port, listener.host);
       deps.logger.info({ listener: name, ...addresses[name], tls: listener.tls }, 'listening');
@@ -134,8 +147,25 @@ function createServer(
   deps: SubmissionDeps,
   limits: ConnectionLimits,
   sessions: Map<string, SessionState>,
+  stages: PolicyStages,
 ): SMTPServer {
   const { config, logger } = deps;
+  /**
+   * Runs a stage's policy. On a refusal (or a failure of the policy itself) answers the hook
+   * and resolves false; otherwise resolves true and the caller answers.
+   */
+  const passes = async (state: SessionState, callback: (err?: Error | null) => void, run: Promise<StageResult>, event: string) => {
+    try {
+      const result = await run;
+      if (!result.refusal) return true;
+      callback(refuse(state, result.refusal, event, { by: 'policy' }));
+    } catch (err) {
+      state.log.error({ event, err: errorMessage(err) }, 'policy evaluation failed');
+      callback(new SmtpReplyError(replies.localError));
+    }
+    return false;
+  };
+
   const implicit = config.listeners[listener].tls === 'implicit';
 
   const stateOf = (session: SMTPServerSession): SessionState => {
@@ -198,7 +228,7 @@ function createServer(
       }
       session.disabledCommands = session.secure ? ALWAYS_DISABLED : DISABLED_BEFORE_TLS;
       state.log.info({ event: 'connect' }, 'session opened');
-      callback();
+      void passes(state, callback, stages.check('connect', session, state), 'connect').then((ok) => ok && callback());
     },
 
     onSecure(socket, session, callback) {
@@ -226,9 +256,13 @@ function createServer(
         .authenticate({ username, password: auth.password ?? '', clientIp: session.remoteAddress })
         .then((outcome) => {
           if (outcome.result === 'success') {
-            state.log = state.log.child({ user: outcome.user.name });
-            state.log.info({ event: 'auth', mechanism: auth.method, result: 'success' }, 'authenticated');
-            return callback(null, { user: outcome.user });
+            const user = outcome.user;
+            return void passes(state, callback, stages.check('auth', session, state, { user }), 'auth').then((ok) => {
+              if (!ok) return;
+              state.log = state.log.child({ user: user.name });
+              state.log.info({ event: 'auth', mechanism: auth.method, result: 'success' }, 'authenticated');
+              callback(null, { user });
+            });
           }
           if (outcome.result === 'locked') {
             return callback(
@@ -257,7 +291,7 @@ function createServer(
       if (sender === '' || !isSenderAllowed(user.senders, sender)) {
         return callback(refuse(state, replies.senderNotAllowed(user.name, sender), 'mail', { sender }));
       }
-      callback();
+      void passes(state, callback, stages.check('mail', session, state, { mailFrom: address }), 'mail').then((ok) => ok && callback());
     },
 
     onRcptTo(address, session, callback) {
@@ -267,12 +301,13 @@ function createServer(
       if (session.envelope.rcptTo.length >= config.limits.maxRecipients) {
         return callback(refuse(state, replies.tooManyRecipients(config.limits.maxRecipients), 'rcpt'));
       }
-      callback();
+      const recipient = address.address;
+      void passes(state, callback, stages.check('rcpt', session, state, { recipient }), 'rcpt').then((ok) => ok && callback());
     },
 
     onData(stream, session, callback) {
       const state = stateOf(session);
-      receiveMessage(stream, session, state, deps, server).then(
+      receiveMessage(stream, session, state, deps, server, stages).then(
         (reply) => callback(reply.code < 400 ? null : new SmtpReplyError(reply), replyText(reply)),
         (err: unknown) => {
           state.log.error({ event: 'data', err: errorMessage(err) }, 'message intake failed');
@@ -311,6 +346,7 @@ async function receiveMessage(
   state: SessionState,
   deps: SubmissionDeps,
   server: SMTPServer,
+  stages: PolicyStages,
 ): Promise<SmtpReply> {
   const { config, clock } = deps;
   const started = clock.now();
@@ -329,6 +365,7 @@ async function receiveMessage(
   }
 
   const lineEndings = new LineEndingCheck();
+  const headerBlock = new HeaderBlockCollector(MAX_HEADER_BLOCK);
   let bytes = 0;
   // A client that disconnects (or is cut off by the DATA timeout) mid-message leaves a stream
   // that never ends; ending it here lets the partial message be discarded.
@@ -340,6 +377,7 @@ async function receiveMessage(
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       bytes += chunk.length;
       lineEndings.update(chunk);
+      headerBlock.update(chunk);
       // Once the message is refused for any reason, the rest is read and dropped.
       if (spoolError || stream.sizeExceeded || lineEndings.foundBareLineEnding || !incoming) continue;
       try {
@@ -381,6 +419,23 @@ async function receiveMessage(
     return refuseMessage(replies.spoolUnavailable, 'spool', { err: errorMessage(spoolError) });
   }
 
+  // The data stage: rules see the header fields and can read the message back from the spool.
+  const written = incoming;
+  let verdict: StageResult;
+  try {
+    verdict = await stages.check('data', session, state, {
+      queueId: incoming.id,
+      message: {
+        headers: headerBlock.fields(),
+        size: bytes,
+        open: () => Readable.from(readBack(written)),
+      },
+    });
+  } catch (err) {
+    return refuseMessage(replies.localError, 'policy-error', { err: errorMessage(err) });
+  }
+  if (verdict.refusal) return refuseMessage(verdict.refusal, 'policy');
+
   const mailFrom = session.envelope.mailFrom;
   try {
     // The Received: header travels beside the message in the envelope, so the message file
@@ -396,7 +451,7 @@ async function receiveMessage(
       date: new Date(clock.now()),
     });
     await incoming.commit({
-      headers: trace,
+      headers: trace + verdict.headers.join(''),
       sender: mailFrom ? mailFrom.address : '',
       recipients: session.envelope.rcptTo.map((r) => r.address),
       user: userName(session),
@@ -410,6 +465,10 @@ async function receiveMessage(
   const reply = replies.queued(incoming.id);
   state.log.info({ ...summary, outcome: 'queued', reply: replyLine(reply) }, 'message queued');
   return reply;
+}
+
+async function* readBack(incoming: IncomingMessageWriter): AsyncGenerator<Buffer> {
+  yield* (await incoming.openData()) as AsyncIterable<Buffer>;
 }
 
 function userName(session: SMTPServerSession): string | undefined {
