@@ -2,11 +2,14 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import { domainToASCII } from 'node:url';
-import { createTransport, type Mail, type NodemailerError, type SMTPPoolOptions, type SMTPPoolSentMessageInfo } from 'nodemailer';
+import type { NodemailerError } from 'nodemailer';
+import MimeNode from 'nodemailer/lib/mime-node';
+import type { SMTPConnectionSendInfo, SMTPEnvelope } from 'nodemailer/lib/smtp-connection';
 import type { SmarthostConfig } from '../config/schema.js';
 import { PosternError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { classifyReplyCode, classifySendError, describeSendError, type DeliveryOutcome } from './replyClassifier.js';
+import { SmtpConnectionPool } from './smtpConnectionPool.js';
 
 /** One message to hand to the next hop, for the recipients still pending. */
 export interface OutgoingMessage {
@@ -14,7 +17,10 @@ export interface OutgoingMessage {
   /** The reverse-path; '' sends MAIL FROM:<>. */
   sender: string;
   recipients: string[];
-  /** Opens the message as spooled; called once per attempt. */
+  /**
+   * Opens the message as spooled; called once per attempt, or twice when the first try failed
+   * on a reused connection before any of the message was read.
+   */
   message: () => Readable;
   /** Bytes, announced with SIZE= when the server supports it (RFC 1870). */
   size?: number;
@@ -45,18 +51,27 @@ export interface SmarthostSenderOptions {
   clientHostname?: string;
   /** Connections kept open to the smarthost; match the delivery concurrency. */
   maxConnections?: number;
+  /** An idle connection says QUIT after this long (default 30 s). */
+  idleTimeoutMs?: number;
 }
 
 /**
- * Relays spooled messages to one smarthost over a pool of SMTP connections (nodemailer).
+ * Relays spooled messages to one smarthost over a pool of SMTP connections (nodemailer's
+ * SMTPConnection, see SmtpConnectionPool).
  *
- * The message goes out byte for byte as spooled: it is passed as `raw`, so nothing is
- * parsed, re-encoded or added, and the SMTP envelope is given explicitly, so the header
- * fields (To, Cc, Bcc) play no part in where it goes.
+ * The message goes out byte for byte as spooled: the stream is handed to the connection as
+ * is, so nothing is parsed, re-encoded or added, and the SMTP envelope is given explicitly,
+ * so the header fields (To, Cc, Bcc) play no part in where it goes.
  */
 export class SmarthostSender implements MessageSender {
-  private readonly transport: Mail<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
+  private readonly pool: SmtpConnectionPool;
   private readonly target: string;
+  /**
+   * Normalises envelope addresses exactly as nodemailer's sendMail() did before handing them
+   * to the connection (IDN domains to A-labels, odd local parts quoted, duplicates dropped);
+   * setEnvelope() keeps no state between calls, so one instance serves every message.
+   */
+  private readonly addresses = new MimeNode();
 
   constructor(
     config: SmarthostConfig,
@@ -65,64 +80,78 @@ export class SmarthostSender implements MessageSender {
   ) {
     this.target = `${config.host}:${config.port}`;
     const ca = config.ca === undefined ? undefined : readCa(config.ca);
-    this.transport = createTransport({
-      pool: true,
-      host: config.host,
-      port: config.port,
-      // implicit: TLS from the first byte (RFC 8314). starttls: the upgrade is required, a
-      // server that does not offer it fails the attempt instead of getting plaintext.
-      secure: config.tls === 'implicit',
-      requireTLS: config.tls === 'starttls',
-      ignoreTLS: config.tls === 'none',
-      tls: {
-        rejectUnauthorized: config.verifyCertificate,
-        // SNI carries host names only (RFC 6066 §3); an IP address smarthost gets none.
-        ...(isIP(config.host) === 0 && { servername: config.host }),
-        ...(ca !== undefined && { ca }),
+    this.pool = new SmtpConnectionPool({
+      connection: {
+        host: config.host,
+        port: config.port,
+        // implicit: TLS from the first byte (RFC 8314). starttls: the upgrade is required, a
+        // server that does not offer it fails the attempt instead of getting plaintext.
+        secure: config.tls === 'implicit',
+        requireTLS: config.tls === 'starttls',
+        ignoreTLS: config.tls === 'none',
+        tls: {
+          rejectUnauthorized: config.verifyCertificate,
+          // SNI carries host names only (RFC 6066 §3); an IP address smarthost gets none.
+          ...(isIP(config.host) === 0 && { servername: config.host }),
+          ...(ca !== undefined && { ca }),
+        },
+        ...(options.clientHostname !== undefined && { name: options.clientHostname }),
+        logger: false,
       },
-      ...(config.auth && {
-        auth: { user: config.auth.user, pass: config.auth.pass },
-        // With credentials configured, a server that does not offer AUTH is refused rather
-        // than silently used without logging in.
-        forceAuth: true,
-      }),
-      ...(options.clientHostname !== undefined && { name: options.clientHostname }),
+      // With credentials configured, every connection logs in, offered AUTH or not: a server
+      // that does not offer it is refused rather than silently used without logging in.
+      ...(config.auth && { auth: { user: config.auth.user, pass: config.auth.pass } }),
       maxConnections: options.maxConnections ?? 5,
-      // Spool files are the only input; never let a message make nodemailer read files or URLs.
-      disableFileAccess: true,
-      disableUrlAccess: true,
-      logger: false,
+      ...(options.idleTimeoutMs !== undefined && { idleTimeoutMs: options.idleTimeoutMs }),
+      logger,
     });
   }
 
   async send(message: OutgoingMessage): Promise<DeliveryAttempt> {
     if (message.recipients.length === 0) return { recipients: [] };
-    let raw: Readable | undefined;
     try {
-      raw = message.message();
-      const info = await this.transport.sendMail({
-        envelope: {
-          from: message.sender === '' ? false : message.sender,
-          to: message.recipients,
-          ...(message.size !== undefined && { size: message.size }),
-          ...(message.eightBitMime && { use8BitMime: true }),
-        },
-        raw,
-      });
+      const info = await this.pool.send(this.envelopeFor(message), message.message);
       return { recipients: resultsFromInfo(message.recipients, info) };
     } catch (err) {
       this.logger.debug({ queueId: message.id, smarthost: this.target, err: errorMessage(err) }, 'smarthost send failed');
       return { recipients: resultsFromError(message.recipients, err as NodemailerError) };
-    } finally {
-      // nodemailer leaves the stream open when the envelope was refused before DATA.
-      raw?.destroy();
     }
   }
 
   /** Close idle connections now and busy ones once their message is done. */
   close(): void {
-    this.transport.close();
+    this.pool.close();
   }
+
+  private envelopeFor(message: OutgoingMessage): SMTPEnvelope {
+    const { from, to } = normaliseEnvelope(this.addresses, message.sender, message.recipients);
+    return {
+      from,
+      to,
+      ...(message.size !== undefined && { size: message.size }),
+      ...(message.eightBitMime && { use8BitMime: true }),
+    };
+  }
+}
+
+/**
+ * Addresses nodemailer's normalisation leaves exactly as they are: a dot-atom local part of
+ * common characters at a lower-case ASCII host name. Nearly every envelope is made of these.
+ */
+const PLAIN_ADDRESS = /^[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$/;
+
+/**
+ * The envelope as nodemailer's sendMail() would have sent it: parsed and normalised by
+ * MimeNode.setEnvelope() (IDN domains to A-labels, odd local parts quoted, duplicates
+ * dropped). Plain addresses, which that leaves untouched, skip the parse.
+ */
+export function normaliseEnvelope(normaliser: MimeNode, sender: string, recipients: string[]): { from: string | false; to: string[] } {
+  const from = sender === '' ? false : sender;
+  if ((from === false || PLAIN_ADDRESS.test(from)) && recipients.every((r) => PLAIN_ADDRESS.test(r)) && new Set(recipients).size === recipients.length) {
+    return { from, to: recipients };
+  }
+  const normalised = normaliser.setEnvelope({ from, to: recipients }).getEnvelope();
+  return { from: normalised.from, to: normalised.to };
 }
 
 function readCa(path: string): Buffer {
@@ -137,7 +166,7 @@ function readCa(path: string): Buffer {
  * The transaction went through (the server said 2xx after DATA): every recipient it accepted
  * is delivered; those refused at RCPT TO carry their own reply in info.rejectedErrors.
  */
-function resultsFromInfo(recipients: string[], info: SMTPPoolSentMessageInfo): RecipientResult[] {
+function resultsFromInfo(recipients: string[], info: SMTPConnectionSendInfo): RecipientResult[] {
   const rejected = byAddress(info.rejectedErrors ?? [], (e) => e.recipient);
   const accepted = new Set(info.accepted.map(addressKey));
   return recipients.map((address) => {

@@ -27,6 +27,12 @@ export interface UpstreamOptions {
   beforeDataReply?: () => Promise<void>;
   /** Return a reply code and text to refuse the message after DATA. */
   refuseData?: () => { code: number; text: string } | undefined;
+  /** Return a reply code and text to refuse MAIL FROM; `transaction` counts from 1 on each connection. */
+  refuseSender?: (transaction: number) => { code: number; text: string } | undefined;
+  /** Do not offer AUTH at all. */
+  noAuth?: boolean;
+  /** Close a connection idle this long (ms) with a 421, as servers do (RFC 5321 section 4.5.3.2.7). */
+  idleTimeoutMs?: number;
 }
 
 export interface Upstream {
@@ -36,6 +42,14 @@ export interface Upstream {
   rcptSeen: string[];
   /** Resolves with the next message received. */
   nextMessage(): Promise<ReceivedMessage>;
+  /** Connections accepted so far. */
+  readonly connectionsAccepted: number;
+  /** Connections open now. */
+  readonly openConnections: number;
+  /** The most connections that were open at once. */
+  readonly peakOpenConnections: number;
+  /** Resolves once exactly `count` connections are open. */
+  untilOpenConnections(count: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -49,14 +63,40 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
   const received: ReceivedMessage[] = [];
   const rcptSeen: string[] = [];
   const waiting: Array<(message: ReceivedMessage) => void> = [];
+  let connectionsAccepted = 0;
+  let openConnections = 0;
+  let peakOpenConnections = 0;
+  let connectionWatchers: Array<() => void> = [];
+  const connectionsChanged = () => {
+    const watchers = connectionWatchers;
+    connectionWatchers = [];
+    watchers.forEach((watch) => watch());
+  };
   const serverOptions: SMTPServerOptions = {
     logger: false,
     // Do not keep a test waiting on a client that has not said QUIT yet.
     closeTimeout: 200,
     secure: options.implicitTls ?? false,
-    disabledCommands: options.starttls ? [] : ['STARTTLS'],
+    disabledCommands: [...(options.starttls ? [] : ['STARTTLS']), ...(options.noAuth ? ['AUTH'] : [])],
+    // With a short idle timeout, a slow reverse lookup of 127.0.0.1 must not eat into it.
+    ...(options.idleTimeoutMs !== undefined && { socketTimeout: options.idleTimeoutMs, disableReverseLookup: true }),
     authOptional: !options.credentials,
     authMethods: ['PLAIN', 'LOGIN'],
+    onConnect(_session, callback) {
+      connectionsAccepted += 1;
+      openConnections += 1;
+      peakOpenConnections = Math.max(peakOpenConnections, openConnections);
+      connectionsChanged();
+      callback();
+    },
+    onClose() {
+      openConnections -= 1;
+      connectionsChanged();
+    },
+    onMailFrom(_address, session, callback) {
+      const refusal = options.refuseSender?.(session.transaction);
+      callback(refusal ? smtpError(refusal.code, refusal.text) : null);
+    },
     onAuth(auth, _session, callback) {
       const expected = options.credentials;
       if (expected && auth.username === expected.user && auth.password === expected.pass) {
@@ -103,6 +143,24 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     received,
     rcptSeen,
     nextMessage: () => new Promise((resolve) => waiting.push(resolve)),
+    get connectionsAccepted() {
+      return connectionsAccepted;
+    },
+    get openConnections() {
+      return openConnections;
+    },
+    get peakOpenConnections() {
+      return peakOpenConnections;
+    },
+    untilOpenConnections(count) {
+      return new Promise<void>((resolve) => {
+        const check = () => {
+          if (openConnections === count) resolve();
+          else connectionWatchers.push(check);
+        };
+        check();
+      });
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
