@@ -7,6 +7,13 @@ import { UserStore } from './auth/userStore.js';
 import { VerifiedLoginCache } from './auth/verifiedLoginCache.js';
 import { DeliveryQueue } from './delivery/deliveryQueue.js';
 import { SmarthostSender } from './delivery/smarthostSender.js';
+import { createNodeResolver } from './dns/nodeResolver.js';
+import { PolicyEngine } from './policy/engine.js';
+import { createLimiterStore } from './policy/limiterStore.js';
+import { loadPolicySet } from './policy/loader.js';
+import { PolicyWatcher } from './policy/policyWatcher.js';
+import type { RuleDeps } from './policy/types.js';
+import { BUILTIN_RULE_TYPES } from './rules/index.js';
 import { startSubmissionListeners } from './smtp/submissionServer.js';
 import { Spool } from './spool/spool.js';
 import { CertificateStore } from './tls/certificateStore.js';
@@ -26,7 +33,7 @@ export interface GatewayDeps {
 export interface Gateway {
   /** Bound addresses of the SMTP listeners (a configured port 0 becomes a real one). */
   readonly addresses: Partial<Record<ListenerName, AddressInfo>>;
-  /** Re-read what may change without a restart: users and the certificate (SIGHUP). */
+  /** Re-read what may change without a restart: users, certificate and policy (SIGHUP). */
   reload(): void;
   /**
    * Graceful stop: listeners stop accepting, open sessions get `shutdown.gracePeriod` to
@@ -91,6 +98,28 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     });
     const authenticator = new Authenticator({ users, lockout, cache: new VerifiedLoginCache(config.auth.cacheTtl, clock), failureDelayMs: config.auth.failureDelay, clock });
 
+    // The policy: built-in rule types plus the operator's files; a bad file stops the start
+    // here (and on a reload is refused while the running set stays).
+    const policyLogger = logger.child({ component: 'policy' });
+    const limiter = createLimiterStore(
+      redis
+        ? { store: 'redis', redis, logger: policyLogger }
+        : { store: 'memory' },
+    );
+    closers.push(() => limiter.close());
+    const ruleDeps: RuleDeps = { clock, logger: policyLogger, resolver: createNodeResolver(), limiter };
+    const policySet = await loadPolicySet(config.policies.dir, { builtins: BUILTIN_RULE_TYPES, deps: ruleDeps });
+    const policy = new PolicyEngine({ set: policySet, clock, logger: policyLogger });
+    const policyWatcher = new PolicyWatcher({
+      dir: config.policies.dir,
+      engine: policy,
+      builtins: BUILTIN_RULE_TYPES,
+      deps: ruleDeps,
+      logger: policyLogger,
+    });
+    closers.push(() => policyWatcher.close());
+    policyLogger.info({ dir: config.policies.dir, rules: policySet.rules.length }, 'policy loaded');
+
     const spool = await Spool.open({ dir: config.spool.dir, logger: logger.child({ component: 'spool' }), clock });
 
     const smarthost = config.delivery.smarthost;
@@ -117,6 +146,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       logins: authenticator,
       intake: spool,
       tlsMaterial: certificates.material,
+      policy,
     });
     // The store logs each reload; new connections get the new pair, open sessions keep theirs.
     certificates.onChange((material) => smtp.updateCertificate(material));
@@ -133,6 +163,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       reload() {
         users.reload();
         certificates.reload();
+        void policyWatcher.reload();
       },
       stop() {
         stopping ??= (async () => {

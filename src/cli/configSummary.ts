@@ -1,4 +1,10 @@
 import type { Config } from '../config/schema.js';
+import { createNodeResolver } from '../dns/nodeResolver.js';
+import { createLimiterStore } from '../policy/limiterStore.js';
+import { loadPolicySet } from '../policy/loader.js';
+import { BUILTIN_RULE_TYPES } from '../rules/index.js';
+import { systemClock } from '../util/clock.js';
+import { silentLogger } from '../util/logger.js';
 import { formatDuration, formatSize } from '../util/units.js';
 
 /** What `check-config` prints for a valid file: what will listen, where mail goes, where data lives. */
@@ -23,4 +29,15 @@ export function formatConfigSummary(config: Config): string {
     `retry: ${config.delivery.retry.schedule.map(formatDuration).join(', ')}; give up after ${formatDuration(config.delivery.retry.maxAge)}`,
     `rate limits: ${config.rateLimit.store}`,
   ].join('\n');
+}
+
+/** Loads the policy as the gateway would; resolves with the number of rules, throws PolicyLoadError. */
+export async function checkPolicies(config: Config): Promise<number> {
+  const limiter = createLimiterStore({ store: 'memory' });
+  try {
+    const deps = { clock: systemClock, logger: silentLogger(), resolver: createNodeResolver(), limiter };
+    return (await loadPolicySet(config.policies.dir, { builtins: BUILTIN_RULE_TYPES, deps })).rules.length;
+  } finally {
+    await limiter.close();
+  }
 }

@@ -5,7 +5,9 @@ import { startGateway } from '../main.js';
 import { createLogger } from '../util/logger.js';
 import { errorMessage, isPosternError } from '../util/errors.js';
 import { formatCertificateInfo, generateCertificateCommand, showCertificateCommand } from './certCommand.js';
-import { formatConfigSummary } from './configSummary.js';
+import { PolicyLoadError } from '../policy/policyLoadError.js';
+import { checkPolicies, formatConfigSummary } from './configSummary.js';
+import { formatPolicyTest, runPolicyTest } from './policyTest.js';
 import { registerUserCommands } from './userCommands.js';
 
 /**
@@ -73,7 +75,7 @@ program
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     process.on('SIGHUP', () => {
-      logger.info({ signal: 'SIGHUP' }, 'reloading users and certificate');
+      logger.info({ signal: 'SIGHUP' }, 'reloading users, certificate and policy');
       gateway.reload();
     });
   });
@@ -82,16 +84,51 @@ program
   .command('check-config')
   .description('validate the configuration and print a summary, or every problem found')
   .addOption(configOption())
-  .action((opts: { config?: string }) => {
+  .action(async (opts: { config?: string }) => {
     const path = configPath(opts.config);
+    let config: Config;
     try {
-      const { config } = loadConfig(path);
-      process.stdout.write(`${path}: configuration is valid\n${formatConfigSummary(config)}\n`);
+      config = loadConfig(path).config;
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       process.stderr.write(`${err.message}\n`);
       process.exitCode = 1;
+      return;
     }
+    try {
+      const rules = await checkPolicies(config);
+      process.stdout.write(`${path}: configuration is valid\n${formatConfigSummary(config)}\npolicy: ${config.policies.dir} (${rules} rules)\n`);
+    } catch (err) {
+      if (!(err instanceof PolicyLoadError)) throw err;
+      process.stderr.write(`Invalid policy in ${err.dir}:\n  ${err.lines.join('\n  ')}\n`);
+      process.exitCode = 1;
+    }
+  });
+
+const policyCommand = program.command('policy').description('policy tasks');
+policyCommand
+  .command('test')
+  .description('run the whole policy against one transaction, stage by stage, without sending anything')
+  .addOption(configOption())
+  .requiredOption('--user <name>', 'the authenticated user, from the users file')
+  .requiredOption('--from <address>', 'MAIL FROM')
+  .requiredOption('--to <address...>', 'RCPT TO (repeatable)')
+  .option('--ip <address>', 'the client address', '192.0.2.1')
+  .addOption(new Option('--listener <name>', 'the listener').choices(['submission', 'submissions']).default('submission'))
+  .option('--message <file>', 'a message file (.eml) for the data stage; without one, a minimal message')
+  .option('--json', 'print the report as JSON', false)
+  .action(async (opts: { config?: string; user: string; from: string; to: string[]; ip: string; listener: 'submission' | 'submissions'; message?: string; json: boolean }) => {
+    const message = opts.message;
+    const config = loadOrExit(opts.config);
+    const report = await runPolicyTest(config, {
+      user: opts.user,
+      from: opts.from,
+      to: opts.to,
+      ip: opts.ip,
+      listener: opts.listener,
+      ...(message !== undefined && { messageFile: message }),
+    });
+    process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatPolicyTest(report)}\n`);
   });
 
 const cert = program.command('cert').description('TLS certificate tasks');
@@ -126,7 +163,7 @@ registerUserCommands(program, (flag) => loadOrExit(flag).auth.usersFile);
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Expected failures (bad files, refused overwrites, bad arguments such as an existing user
   // name) print one line; anything else is a bug and keeps its stack.
-  const expected = isPosternError(err) || err instanceof RangeError;
+  const expected = isPosternError(err) || err instanceof RangeError || err instanceof PolicyLoadError;
   process.stderr.write(expected ? `postern: ${(err as Error).message}\n` : `${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(1);
 });

@@ -76,7 +76,10 @@ export class PolicyStages {
     const { verdict, annotations } = await this.gate.evaluate(ctx);
     const headers = stage === 'data' ? wellFormedHeaders(annotations, facts.log) : [];
     if (verdict.action === 'continue') return { headers };
-    return { refusal: { code: verdict.code, enhanced: verdict.enhanced, text: verdict.text.replace(/[\r\n]+/g, ' ') }, headers };
+    // A reply is one line; UTF-8 in it only once the client asked for SMTPUTF8 (RFC 6531 §3.7.4).
+    let text = verdict.text.replace(/[\r\n]+/g, ' ');
+    if (!session.envelope.smtpUtf8) text = text.replace(/[^\x20-\x7e]/g, '?');
+    return { refusal: { code: verdict.code, enhanced: verdict.enhanced, text }, headers };
   }
 }
 

@@ -27,10 +27,7 @@ export const replies = {
   badRecipientSyntax: reply(501, '5.1.3', 'Bad recipient address syntax'),
   quotedLocalPart: reply(553, '5.1.3', 'Quoted local parts are not accepted'),
   addressTooLong: reply(501, '5.5.4', 'Address too long (RFC 5321 section 4.5.3.1)'),
-  // The user's `senders` decide which reverse-paths it may use (Postfix:
-  // reject_sender_login_mismatch); the null sender is for bounces, which users do not send.
-  senderNotAllowed: (user: string, sender: string) =>
-    reply(550, '5.7.1', sender === '' ? `${user} may not send with a null sender <>` : `${user} may not send as ${sender}`),
+
   tooManyConnectionsFromAddress: reply(421, '4.7.0', 'Too many connections from your address, try again later'),
   // RFC 5321 §4.5.3.1.10: a server refusing further recipients answers 452, and the client
   // sends the rest in another transaction.

@@ -9,7 +9,6 @@ import type { Logger } from '../util/logger.js';
 import { ConnectionLimits } from './connectionLimits.js';
 import { adaptSmtpServer, destroyPendingTls } from './smtpServerAdaptations.js';
 import type { TlsMaterial } from '../tls/tlsMaterial.js';
-import { isSenderAllowed } from '../auth/senderPattern.js';
 import { mailboxProblem, type MailboxProblem } from './addressSyntax.js';
 import { HeaderBlockCollector } from './headerBlock.js';
 import { LineEndingCheck } from './lineEndingCheck.js';
@@ -287,9 +286,6 @@ function createServer(
       if (sender !== '') {
         const problem = mailboxProblem(sender, { smtpUtf8: session.envelope.smtpUtf8 === true });
         if (problem) return callback(refuse(state, syntaxReply(problem, replies.badSenderSyntax), 'mail'));
-      }
-      if (sender === '' || !isSenderAllowed(user.senders, sender)) {
-        return callback(refuse(state, replies.senderNotAllowed(user.name, sender), 'mail', { sender }));
       }
       void passes(state, callback, stages.check('mail', session, state, { mailFrom: address }), 'mail').then((ok) => ok && callback());
     },

@@ -1,5 +1,5 @@
-import { watch, statSync, type FSWatcher } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { watch, readdirSync, statSync, type FSWatcher } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 
 export interface FileWatcher {
   close(): void;
@@ -21,17 +21,50 @@ export interface WatchOptions {
  * replace-by-rename alike.
  */
 export function watchFiles(paths: readonly string[], onChange: () => void, options: WatchOptions = {}): FileWatcher {
+  const absolute = paths.map((p) => resolve(p));
+  const signature = (): string => absolute.map(signatureOf).join('\n');
+  return watchSignature(new Set(absolute.map((p) => dirname(p))), signature, onChange, options);
+}
+
+export interface DirectoryWatchOptions extends WatchOptions {
+  /** Which entries of the directory count; others (editor swap files, a README) are ignored. */
+  filter?: (name: string) => boolean;
+}
+
+/**
+ * Calls `onChange` when an entry of `dir` that passes `filter` appears, disappears, or changes
+ * content or identity (following symlinks, as watchFiles does), and when the directory itself
+ * appears or goes away. For a directory of files read as a set, such as the policy files, where
+ * adding or removing a file is a change too.
+ */
+export function watchDirectory(dir: string, onChange: () => void, options: DirectoryWatchOptions = {}): FileWatcher {
+  const absolute = resolve(dir);
+  const filter = options.filter ?? (() => true);
+  const signature = (): string => {
+    let names: string[];
+    try {
+      names = readdirSync(absolute).filter(filter).sort();
+    } catch {
+      return 'missing';
+    }
+    return names.map((name) => `${name}=${signatureOf(join(absolute, name))}`).join('\n');
+  };
+  // The parent too: it sees the directory itself being created, removed or replaced.
+  return watchSignature(new Set([absolute, dirname(absolute)]), signature, onChange, options);
+}
+
+/** Watches `dirs` for events and polls, calling onChange whenever `signature()` changes. */
+function watchSignature(dirs: ReadonlySet<string>, signature: () => string, onChange: () => void, options: WatchOptions): FileWatcher {
   const debounceMs = options.debounceMs ?? 250;
   const pollMs = options.pollMs ?? 10_000;
-  const absolute = paths.map((p) => resolve(p));
-  let signatures = absolute.map(signatureOf);
+  let current = signature();
   let timer: NodeJS.Timeout | undefined;
 
   const check = (): void => {
     timer = undefined;
-    const next = absolute.map(signatureOf);
-    if (next.some((sig, i) => sig !== signatures[i])) {
-      signatures = next;
+    const next = signature();
+    if (next !== current) {
+      current = next;
       onChange();
     }
   };
@@ -42,7 +75,7 @@ export function watchFiles(paths: readonly string[], onChange: () => void, optio
   };
 
   const watchers: FSWatcher[] = [];
-  for (const dir of new Set(absolute.map((p) => dirname(p)))) {
+  for (const dir of dirs) {
     try {
       const watcher = watch(dir, { persistent: false }, schedule);
       watcher.on('error', () => undefined); // the poll below still covers this directory

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -30,6 +30,20 @@ describe('postern check-config', () => {
     assert.match(result.stdout, /configuration is valid/);
     assert.match(result.stdout, /submission: 127\.0\.0\.1:2587 \(starttls\)/);
     assert.match(result.stdout, /delivery: smarthost via relay\.example\.net:25/);
+    assert.match(result.stdout, /policy: .*policies \(\d+ rules\)/);
+  });
+
+  test('rejects a policy file with a mistake, naming the file, the line and the key', async () => {
+    const policies = join(dir, 'policies');
+    await mkdir(policies);
+    await writeFile(join(policies, '10-ok.yaml'), 'rules:\n  - name: size\n    type: message-size\n    params: { max: 5MiB }\n');
+    await writeFile(join(policies, '20-bad.yaml'), 'rules:\n  - name: limits\n    type: rate-limit\n    params:\n      limits: [{ max: lots, per: 1m }]\n');
+    const file = join(dir, 'with-policy.yaml');
+    await writeFile(file, `delivery:\n  smarthost: { host: relay.example.net }\npolicies: { dir: ${JSON.stringify(policies)} }\n`);
+    const result = postern('check-config', '--config', file);
+    assert.notEqual(result.status, 0);
+    assert.match(result.stderr, /20-bad\.yaml:\d+: .*limits/);
+    assert.doesNotMatch(result.stderr, /10-ok\.yaml/);
   });
 
   test('rejects an unknown key and a bad duration, naming each key, and exits non-zero', async () => {

@@ -17,7 +17,7 @@ describe('the envelope a user may give', () => {
 
   test('a user may not send with the null sender', async () => {
     const client = await authenticatedClient(fixture.postern.submissionPort, ALICE);
-    assert.equal((await client.command('MAIL FROM:<>')).last, '550 5.7.1 alice may not send with a null sender <>');
+    assert.equal((await client.command('MAIL FROM:<>')).last, '550 5.7.1 alice may not send with the null sender <>');
     await client.quit();
   });
 
