@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,9 +16,14 @@ export const BENCH_SENDER = `bench@${BENCH_HOSTNAME}`;
 /** How Postern was run: the built dist/ (what `npm run bench` builds), or src/ through tsx. */
 export type PosternRunner = 'dist' | 'tsx';
 
+export type BenchPolicy = 'default' | 'none';
+export type BenchLimitStore = 'memory' | 'redis';
+
 export interface PosternUnderTest {
   pid: number;
   runner: PosternRunner;
+  policy: BenchPolicy;
+  rateLimitStore: BenchLimitStore;
   dir: string;
   submissionPort: number;
   submissionsPort: number;
@@ -62,7 +67,7 @@ async function freePort(): Promise<number> {
  * level warn Postern does not log the ports it bound. Limits are raised so the load
  * generator, not a limit, is what a scenario measures; the spool fsyncs as in production.
  */
-function benchConfig(ports: { submission: number; submissions: number; sink: number }): string {
+function benchConfig(ports: { submission: number; submissions: number; sink: number }, redisPort: number | undefined): string {
   return [
     `hostname: ${BENCH_HOSTNAME}`,
     'listeners:',
@@ -74,6 +79,8 @@ function benchConfig(ports: { submission: number; submissions: number; sink: num
     'limits: { maxMessageSize: 50MiB, maxRecipients: 1000, maxConnections: 5000, maxConnectionsPerIp: 5000 }',
     'spool: { dir: spool }',
     `delivery: { mode: smarthost, smarthost: { host: 127.0.0.1, port: ${ports.sink}, tls: none }, concurrency: 20 }`,
+    'policies: { dir: policies }',
+    ...(redisPort ? [`rateLimit: { store: redis, url: "redis://127.0.0.1:${redisPort}" }`] : []),
     'shutdown: { gracePeriod: 5s }',
     'log: { level: warn }',
     '',
@@ -118,8 +125,50 @@ async function waitUntilListening(port: number, greeting: boolean, child: ChildP
  * the system's temp dir) with a generated config, a users file holding one bench user with a
  * real scrypt hash, a self-signed certificate, and its spool. Delivery goes to the sink.
  */
-export async function startPostern(options: { sinkPort: number }): Promise<PosternUnderTest> {
+/**
+ * The policy the bench runs with: the shipped baseline (policies/*.yaml), with every
+ * rate-limit maximum raised so the bench measures what evaluating the rules costs rather than
+ * running into the limits; or none at all (an empty directory).
+ */
+async function writeBenchPolicy(dir: string, policy: BenchPolicy): Promise<void> {
+  await mkdir(dir);
+  if (policy === 'none') return;
+  const shipped = join(REPO, 'policies');
+  for (const name of readdirSync(shipped).filter((n) => /\.(ya?ml|mjs)$/.test(n))) {
+    const text = await readFile(join(shipped, name), 'utf8');
+    await writeFile(join(dir, name), text.replace(/max: \d+, per:/g, 'max: 1000000000, per:'));
+  }
+}
+
+/** A throw-away redis-server on a free loopback port, for Redis-backed rate limits. */
+async function startRedis(): Promise<{ port: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  child.once('error', () => undefined);
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const up = await new Promise<boolean>((done) => {
+      const socket = connect({ host: '127.0.0.1', port }, () => {
+        socket.destroy();
+        done(true);
+      });
+      socket.once('error', () => done(false));
+    });
+    if (up) return { port, stop: async () => void (child.kill('SIGTERM'), await exited) };
+    if (child.exitCode !== null) break;
+    await sleep(50);
+  }
+  child.kill('SIGKILL');
+  throw new Error('redis-server did not start (is it installed? apt-get install redis-server)');
+}
+
+export async function startPostern(options: { sinkPort: number; policy?: BenchPolicy; rateLimitStore?: BenchLimitStore }): Promise<PosternUnderTest> {
+  const policy = options.policy ?? 'default';
+  const rateLimitStore = options.rateLimitStore ?? 'memory';
   const dir = await mkdtemp(join(tmpdir(), 'postern-bench-'));
+  await writeBenchPolicy(join(dir, 'policies'), policy);
+  const redis = rateLimitStore === 'redis' ? await startRedis() : undefined;
   const password = randomBytes(12).toString('base64url');
   await writeFile(
     join(dir, 'users.yaml'),
@@ -129,7 +178,7 @@ export async function startPostern(options: { sinkPort: number }): Promise<Poste
   await mkdir(join(dir, 'certs'));
   const ports = { submission: await freePort(), submissions: await freePort(), sink: options.sinkPort };
   const configFile = join(dir, 'postern.yaml');
-  await writeFile(configFile, benchConfig(ports));
+  await writeFile(configFile, benchConfig(ports, redis?.port));
 
   const { runner, args } = chooseRunner();
   // POSTERN_BENCH_NODE_ARGS passes extra flags to Postern's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
@@ -151,6 +200,7 @@ export async function startPostern(options: { sinkPort: number }): Promise<Poste
       await exited;
       clearTimeout(timer);
     }
+    await redis?.stop();
     await rm(dir, { recursive: true, force: true });
   };
   try {
@@ -164,6 +214,8 @@ export async function startPostern(options: { sinkPort: number }): Promise<Poste
   return {
     pid: child.pid!,
     runner,
+    policy,
+    rateLimitStore,
     dir,
     submissionPort: ports.submission,
     submissionsPort: ports.submissions,

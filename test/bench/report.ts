@@ -1,5 +1,5 @@
 import { cpus, arch, release, totalmem, type } from 'node:os';
-import type { PosternRunner } from './posternProcess.js';
+import type { BenchLimitStore, BenchPolicy, PosternRunner } from './posternProcess.js';
 import type { ScenarioResult } from './runScenario.js';
 import { median, round, type Percentiles } from './stats.js';
 
@@ -25,7 +25,7 @@ export interface BenchReport {
   machine: MachineInfo;
   startedAt: string;
   /** How the bench ran Postern, or null when it ran only against --target. */
-  postern: { runner: PosternRunner } | null;
+  postern: { runner: PosternRunner; policy: BenchPolicy; rateLimitStore: BenchLimitStore } | null;
   scenarios: ScenarioResult[];
   ratios: Ratio[];
 }
@@ -111,7 +111,10 @@ export function formatReport(report: BenchReport): string {
   const out: string[] = [];
   out.push(`Postern bench, ${report.startedAt}`);
   out.push(`machine: ${m.cpus} x ${m.model}, ${m.memoryGiB} GiB, ${m.os}, Node.js ${m.node}`);
-  if (report.postern) out.push(`postern: run from ${report.postern.runner === 'dist' ? 'dist/ (built)' : 'src/ through tsx'}`);
+  if (report.postern) {
+    const p = report.postern;
+    out.push(`postern: run from ${p.runner === 'dist' ? 'dist/ (built)' : 'src/ through tsx'}; policy: ${p.policy === 'default' ? 'the shipped baseline (rate-limit maxima raised)' : 'none'}; rate limits in ${p.rateLimitStore}`);
+  }
   out.push('');
   const header = ['scenario', 'target', 'accepted/s', 'delivered/s', 'MAIL->250 ms p50/p95/p99', 'DATA end->250 ms p50/p95/p99', '250->delivered ms p50/p95/p99', 'CPU ms/msg', 'peak RSS MiB', 'bench CPU ms/msg', 'accepted', 'errors'];
   const rows: string[][] = [];

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseDuration, parseSize } from '../../src/util/units.js';
 import type { TlsMode } from './loadGenerator.js';
-import { BENCH_HOSTNAME, BENCH_SENDER, startPostern, type PosternUnderTest } from './posternProcess.js';
+import { BENCH_HOSTNAME, BENCH_SENDER, startPostern, type BenchLimitStore, type BenchPolicy, type PosternUnderTest } from './posternProcess.js';
 import { processGroup, singleProcess } from './processStats.js';
 import { ProgressLine } from './progress.js';
 import { combineRounds, formatReport, machineInfo, ratiosFor, type BenchReport, type Ratio } from './report.js';
@@ -37,6 +37,8 @@ interface CliOptions {
   rounds: number;
   json?: boolean;
   sinkPort: number;
+  policy: BenchPolicy;
+  rateLimitStore: BenchLimitStore;
 }
 
 function positiveInt(name: string, allowZero = false) {
@@ -93,6 +95,12 @@ function parseCommandLine(argv: string[]): CliOptions {
     .option('--rounds <n>', 'with --vs: rounds per side, alternating; the medians are reported', positiveInt('--rounds'), 2)
     .option('--json', 'print the result as JSON on stdout, and nothing else there')
     .option('--sink-port <n>', 'port of the bench sink on 127.0.0.1 (0: any free port)', positiveInt('--sink-port', true), 0)
+    .addOption(
+      new Option('--policy <policy>', 'the shipped baseline policy (rate-limit maxima raised so they measure cost, not limits), or none')
+        .choices(['default', 'none'])
+        .default('default'),
+    )
+    .addOption(new Option('--rate-limit-store <store>', 'where rate limits count; redis starts a redis-server').choices(['memory', 'redis']).default('memory'))
     .addHelpText('after', `\nScenarios:\n${STANDARD_SCENARIOS.map((s) => `  ${s.name.padEnd(26)} ${s.description}`).join('\n')}`);
   program.parse(argv);
   const options = program.opts<CliOptions>();
@@ -165,7 +173,7 @@ async function main(): Promise<void> {
     if (options.target) {
       primary = otherTarget(options.target, options, options.tls);
     } else {
-      postern = await startPostern({ sinkPort: sink.port });
+      postern = await startPostern({ sinkPort: sink.port, policy: options.policy, rateLimitStore: options.rateLimitStore });
       primary = posternTarget(postern);
     }
     const vs = options.vs ? otherTarget(options.vs, { user: options.vsUser, password: options.vsPassword }, options.vsTls, options.vsProcess) : undefined;
@@ -194,7 +202,7 @@ async function main(): Promise<void> {
     const report: BenchReport = {
       machine: machineInfo(),
       startedAt,
-      postern: postern ? { runner: postern.runner } : null,
+      postern: postern ? { runner: postern.runner, policy: postern.policy, rateLimitStore: postern.rateLimitStore } : null,
       scenarios: results,
       ratios,
     };
