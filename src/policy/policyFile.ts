@@ -1,8 +1,8 @@
 import { isMap, isNode, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from '../util/units.js';
-import { cidrProblem } from './cidr.js';
-import { domainPatternProblem } from './domainPattern.js';
+import { domainPatternProblem } from './match/domains.js';
+import { networkProblem } from './match/networks.js';
 import type { PolicyProblem } from './policyLoadError.js';
 import { STAGES } from './types.js';
 
@@ -40,7 +40,8 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
 const checked = (problemOf: (value: string) => string | undefined) =>
   z.string().superRefine((value, ctx) => {
     const problem = problemOf(value);
-    if (problem) ctx.addIssue({ code: 'custom', message: `"${value}" ${problem}` });
+    // The problem text names the value itself.
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 
 /** A non-empty list: an empty one would match nothing and silently switch the rule off. */
@@ -53,9 +54,9 @@ export const whenSchema = z.strictObject({
   /** Groups of the authenticated user (any one). */
   groups: list(z.string().min(1)).optional(),
   /** The client's address is in one of these IPv4 or IPv6 blocks. */
-  clientCidrs: list(checked(cidrProblem)).optional(),
+  clientCidrs: list(checked(networkProblem)).optional(),
   listeners: list(z.enum(['submission', 'submissions'])).optional(),
-  /** The envelope sender's domain: `example.com` or `*.example.com`. */
+  /** The envelope sender's domain: `example.com`, `*.example.com` or `*`. */
   senderDomains: list(checked(domainPatternProblem)).optional(),
   /** A recipient's domain: the current one at rcpt, any of them at data. */
   recipientDomains: list(checked(domainPatternProblem)).optional(),

@@ -1,5 +1,6 @@
-import { addressDomain, domainMatches, normalizeDomainPattern } from './domainPattern.js';
-import { addressInRanges, parseRange } from './cidr.js';
+import { domainOfAddress } from './match/addresses.js';
+import { DomainList } from './match/domains.js';
+import { CidrList, parseClientAddress } from './match/networks.js';
 import type { WhenSpec } from './policyFile.js';
 import { STAGES, type PolicyContext, type Stage } from './types.js';
 
@@ -25,26 +26,29 @@ export function compileCondition(when: WhenSpec | undefined): RuleCondition {
     checks.push((ctx) => ctx.user !== undefined && ctx.user.groups.some((g) => groups.has(g)));
   }
   if (when.clientCidrs) {
-    const ranges = when.clientCidrs.map(parseRange);
-    checks.push((ctx) => addressInRanges(ranges, ctx.client.address));
+    const networks = new CidrList(when.clientCidrs);
+    checks.push((ctx) => {
+      const address = parseClientAddress(ctx.client.address);
+      return address !== undefined && networks.contains(address);
+    });
   }
   if (when.listeners) {
     const listeners = new Set<string>(when.listeners);
     checks.push((ctx) => listeners.has(ctx.listener));
   }
   if (when.senderDomains) {
-    const patterns = when.senderDomains.map(normalizeDomainPattern);
+    const domains = new DomainList(when.senderDomains);
     checks.push((ctx) => {
       // The null sender <> has no domain, so it matches no domain list.
-      const domain = ctx.envelope.sender === undefined ? undefined : addressDomain(ctx.envelope.sender);
-      return domain !== undefined && domainMatches(patterns, domain);
+      const domain = ctx.envelope.sender === undefined ? undefined : domainOfAddress(ctx.envelope.sender);
+      return domain !== undefined && domains.matches(domain);
     });
   }
   if (when.recipientDomains) {
-    const patterns = when.recipientDomains.map(normalizeDomainPattern);
+    const domains = new DomainList(when.recipientDomains);
     const matches = (address: string) => {
-      const domain = addressDomain(address);
-      return domain !== undefined && domainMatches(patterns, domain);
+      const domain = domainOfAddress(address);
+      return domain !== undefined && domains.matches(domain);
     };
     checks.push((ctx) => (ctx.stage === 'rcpt' ? ctx.recipient !== undefined && matches(ctx.recipient) : ctx.envelope.recipients.some(matches)));
   }

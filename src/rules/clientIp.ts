@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { CONTINUE, type Refusal, type RuleType, type Stage } from '../policy/types.js';
-import { CidrList, cidrListSchema, parseClientAddress } from './shared/cidrList.js';
+import { CidrList, cidrListSchema, parseClientAddress } from '../policy/match/networks.js';
 import { quoted } from './shared/replyText.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { CONTINUE, type RuleType } from '../policy/types.js';
-import { domainOfAddress } from './shared/addresses.js';
-import { allowDenyDomainsSchema, DomainPolicy } from './shared/domainList.js';
+import { domainOfAddress } from '../policy/match/addresses.js';
+import { allowDenyDomainsSchema, DomainPolicy } from '../policy/match/domains.js';
 import { quoted } from './shared/replyText.js';
 
 /**

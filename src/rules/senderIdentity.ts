@@ -2,8 +2,8 @@ import addressparser from 'nodemailer/lib/addressparser';
 import { z } from 'zod';
 import { isSenderAllowed } from '../auth/senderPattern.js';
 import { CONTINUE, type HeaderField, type PolicyContext, type PolicyUser, type RuleType, type Verdict } from '../policy/types.js';
-import { asciiAddress, asciiDomain, domainOfAddress, localPartOfAddress } from './shared/addresses.js';
-import { domainListSchema } from './shared/domainList.js';
+import { asciiAddress, asciiDomain, domainOfAddress, localPartOfAddress } from '../policy/match/addresses.js';
+import { domainListSchema } from '../policy/match/domains.js';
 import { quoted } from './shared/replyText.js';
 
 /**

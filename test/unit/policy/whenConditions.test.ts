@@ -119,12 +119,12 @@ describe('conditions a policy file may not have', () => {
       ].join('\n'),
     });
     assert.deepEqual(problems, [
-      'p.yaml:5: rules[0].when.clientCidrs[0]: "10.0.0.0/33" has a prefix length that is not 0 to 32',
-      'p.yaml:5: rules[0].when.clientCidrs[1]: "10.1.2.3/8" has host bits set after the prefix; the block is 10.0.0.0/8',
-      'p.yaml:5: rules[0].when.clientCidrs[2]: "2001:db8::/129" has a prefix length that is not 0 to 128',
-      'p.yaml:5: rules[0].when.clientCidrs[3]: "not-an-ip" is not an IPv4 or IPv6 address or CIDR block',
-      'p.yaml:6: rules[0].when.senderDomains[0]: "exa_mple..com" is not a domain name',
-      'p.yaml:6: rules[0].when.senderDomains[1]: "foo.*.example.com" has a wildcard that is not the whole first label (write *.example.com)',
+      'p.yaml:5: rules[0].when.clientCidrs[0]: "10.0.0.0/33" is not an IP address or a CIDR network (192.0.2.0/24, 2001:db8::/32)',
+      'p.yaml:5: rules[0].when.clientCidrs[1]: "10.1.2.3/8" has host bits set after the prefix; the network is 10.0.0.0/8',
+      'p.yaml:5: rules[0].when.clientCidrs[2]: "2001:db8::/129" is not an IP address or a CIDR network (192.0.2.0/24, 2001:db8::/32)',
+      'p.yaml:5: rules[0].when.clientCidrs[3]: "not-an-ip" is not an IP address or a CIDR network (192.0.2.0/24, 2001:db8::/32)',
+      'p.yaml:6: rules[0].when.senderDomains[0]: "exa_mple..com" is not a domain',
+      'p.yaml:6: rules[0].when.senderDomains[1]: "foo.*.example.com": a wildcard must be the whole first label (*.example.com) or the whole entry (*)',
       'p.yaml:7: rules[0].when.users: an empty list matches nothing; leave the key out to not filter on it',
       'p.yaml:8: rules[0].when.weekdays: unknown key',
     ]);

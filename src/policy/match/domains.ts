@@ -35,6 +35,12 @@ function parseDomainPattern(entry: string): DomainPattern | string {
   return { kind: 'pattern', senderPattern };
 }
 
+/** Why `entry` is not a domain pattern, or undefined when it is (for load errors). */
+export function domainPatternProblem(entry: string): string | undefined {
+  const pattern = parseDomainPattern(entry);
+  return typeof pattern === 'string' ? pattern : undefined;
+}
+
 /** A list of domain patterns; `matches` takes a domain already in ASCII form (see addresses.ts). */
 export class DomainList {
   private readonly any: boolean;

@@ -36,6 +36,12 @@ function parseNetwork(entry: string): Network | string {
   return network;
 }
 
+/** Why `entry` is not a network or address, or undefined when it is (for load errors). */
+export function networkProblem(entry: string): string | undefined {
+  const network = parseNetwork(entry);
+  return typeof network === 'string' ? network : undefined;
+}
+
 /** The client address as one comparable address, IPv4-mapped IPv6 unwrapped; undefined when it is not an IP address. */
 export function parseClientAddress(address: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
   try {
