@@ -7,6 +7,7 @@ import rateLimit from './rateLimit.js';
 import recipientDomains from './recipientDomains.js';
 import senderDomains from './senderDomains.js';
 import senderIdentity from './senderIdentity.js';
+import spf from './spf.js';
 
 /** Every built-in rule type; policy files name them by `type`. */
 export const BUILTIN_RULE_TYPES: readonly RuleType[] = [
@@ -18,4 +19,5 @@ export const BUILTIN_RULE_TYPES: readonly RuleType[] = [
   clientIp,
   headers,
   rateLimit,
+  spf,
 ] as RuleType[];
