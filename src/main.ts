@@ -8,6 +8,8 @@ import { VerifiedLoginCache } from './auth/verifiedLoginCache.js';
 import { DeliveryQueue } from './delivery/deliveryQueue.js';
 import { SmarthostSender } from './delivery/smarthostSender.js';
 import { createNodeResolver } from './dns/nodeResolver.js';
+import { startHttpEndpoints, type HttpEndpoints } from './http/httpServer.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { PolicyEngine } from './policy/engine.js';
 import { createLimiterStore } from './policy/limiterStore.js';
 import { loadPolicySet } from './policy/loader.js';
@@ -28,11 +30,16 @@ import type { Logger } from './util/logger.js';
 export interface GatewayDeps {
   logger: Logger;
   clock?: Clock;
+  /** A registry of its own per gateway; tests running several gateways in one process pass none. */
+  metrics?: Metrics;
 }
 
 export interface Gateway {
   /** Bound addresses of the SMTP listeners (a configured port 0 becomes a real one). */
   readonly addresses: Partial<Record<ListenerName, AddressInfo>>;
+  /** Where /metrics, /healthz and /readyz answer, when http.enabled. */
+  readonly httpAddress?: AddressInfo;
+  readonly metrics: Metrics;
   /** Re-read what may change without a restart: users, certificate and policy (SIGHUP). */
   reload(): void;
   /**
@@ -56,6 +63,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     }
   };
 
+  const metrics = deps.metrics ?? createMetrics();
+  let ready = false;
   try {
     const certificates = await CertificateStore.open({
       certPath: config.tls.cert,
@@ -103,19 +112,28 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     const policyLogger = logger.child({ component: 'policy' });
     const limiter = createLimiterStore(
       redis
-        ? { store: 'redis', redis, logger: policyLogger }
+        ? { store: 'redis', redis, logger: policyLogger, onFallback: (state) => metrics.rateLimitFallbacks.inc({ state }) }
         : { store: 'memory' },
     );
     closers.push(() => limiter.close());
     const ruleDeps: RuleDeps = { clock, logger: policyLogger, resolver: createNodeResolver(), limiter };
     const policySet = await loadPolicySet(config.policies.dir, { builtins: BUILTIN_RULE_TYPES, deps: ruleDeps });
-    const policy = new PolicyEngine({ set: policySet, clock, logger: policyLogger });
+    const policy = new PolicyEngine({
+      set: policySet,
+      clock,
+      logger: policyLogger,
+      onDecision: (decision) => {
+        metrics.policyDecisions.inc({ rule: decision.rule, verdict: decision.verdict, mode: decision.mode });
+        if (decision.verdict === 'error') metrics.policyRuleErrors.inc({ rule: decision.rule });
+      },
+    });
     const policyWatcher = new PolicyWatcher({
       dir: config.policies.dir,
       engine: policy,
       builtins: BUILTIN_RULE_TYPES,
       deps: ruleDeps,
       logger: policyLogger,
+      onReload: (result) => metrics.policyReloads.inc({ result }),
     });
     closers.push(() => policyWatcher.close());
     policyLogger.info({ dir: config.policies.dir, rules: policySet.rules.length }, 'policy loaded');
@@ -152,6 +170,22 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     certificates.onChange((material) => smtp.updateCertificate(material));
     closers.push(() => smtp.close(config.shutdown.gracePeriod));
 
+    let http: HttpEndpoints | undefined;
+    if (config.http.enabled) {
+      const endpoints = await startHttpEndpoints({
+        host: config.http.host,
+        port: config.http.port,
+        registry: metrics.registry,
+        ready: () => ready,
+        logger: logger.child({ component: 'http' }),
+      });
+      http = endpoints;
+      // Closed last, so /healthz keeps answering and /readyz says 503 while everything drains.
+      closers.unshift(() => endpoints.close());
+      logger.info({ ...endpoints.address }, 'operations endpoints listening');
+    }
+    ready = true;
+
     logger.info(
       { hostname: config.hostname, spool: config.spool.dir, smarthost: `${smarthost.host}:${smarthost.port}` },
       'postern started',
@@ -160,6 +194,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     let stopping: Promise<void> | undefined;
     return {
       addresses: smtp.addresses,
+      ...(http && { httpAddress: http.address }),
+      metrics,
       reload() {
         users.reload();
         certificates.reload();
@@ -167,6 +203,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       },
       stop() {
         stopping ??= (async () => {
+          ready = false;
           logger.info({ activeSessions: smtp.activeSessions }, 'stopping');
           await closeAll();
           logger.info('postern stopped');

@@ -28,6 +28,14 @@ export default {
 };
 `;
 
+/** One sample from Postern's /metrics, or 0 when the series does not exist yet. */
+async function metric(postern: TestGateway, series: string): Promise<number> {
+  const address = postern.gateway.httpAddress!;
+  const text = await (await fetch(`http://127.0.0.1:${address.port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
 async function send(port: number, options: { from?: string; subject: string; headerFrom?: string }) {
   const client = await authenticatedClient(port, ALICE);
   const mail = await client.command(`MAIL FROM:<${options.from ?? 'alice@example.com'}>`);
@@ -64,7 +72,10 @@ describe('the policy, through real SMTP sessions', () => {
       ].join('\n'),
     );
     upstream = await startUpstream();
-    postern = await startTestGateway({ upstreamPort: upstream.port, extraYaml: `policies: { dir: ${JSON.stringify(policies)} }` });
+    postern = await startTestGateway({
+      upstreamPort: upstream.port,
+      extraYaml: `policies: { dir: ${JSON.stringify(policies)} }\nhttp: { enabled: true, host: 127.0.0.1, port: 0 }`,
+    });
   });
   after(async () => {
     await postern.dispose();
@@ -87,6 +98,8 @@ describe('the policy, through real SMTP sessions', () => {
   });
 
   test('a monitor-mode rule changes nothing, and headers a rule adds are relayed', async () => {
+    const series = 'postern_policy_decisions_total{rule="no-example-org",verdict="reject",mode="monitor"}';
+    const monitoredBefore = await metric(postern, series);
     const client = await authenticatedClient(postern.submissionPort, ALICE);
     await client.command('MAIL FROM:<alice@example.com>');
     assert.equal((await client.command('RCPT TO:<carol@example.org>')).code, 250, 'monitor mode does not refuse');
@@ -96,11 +109,14 @@ describe('the policy, through real SMTP sessions', () => {
     const messages = await upstream.waitFor(1);
     const relayed = messages.find((m) => m.raw.toString().includes('Subject: monitored'))!;
     assert.match(relayed.raw.toString(), /^Received: [\s\S]*?\r\nX-Policy-Checked: yes\r\nFrom: Alice/);
+    assert.equal(await metric(postern, series), monitoredBefore + 1, 'what monitor mode would have done is counted');
   });
 
   test('a rule that throws answers 451 4.3.0, and the next message goes through', async () => {
+    const errorsBefore = await metric(postern, 'postern_policy_rule_errors_total{rule="flaky-check"}');
     const broken = await send(postern.submissionPort, { subject: 'boom' });
     assert.equal(broken.last, '451 4.3.0 Temporary local problem, try again later');
+    assert.equal(await metric(postern, 'postern_policy_rule_errors_total{rule="flaky-check"}'), errorsBefore + 1);
     const fine = await send(postern.submissionPort, { subject: 'after the fault' });
     assert.equal(fine.code, 250, fine.last);
   });
@@ -117,7 +133,12 @@ describe('the policy, through real SMTP sessions', () => {
     // One change that removes the probe rule and adds a broken file: refused as a whole.
     await writeFile(join(policies, '50-probe.yaml'), 'rules: []\n');
     await writeFile(join(policies, '60-broken.yaml'), 'rules:\n  - name: typo\n    type: no-such-rule\n');
-    await new Promise((r) => setTimeout(r, 1500));
+    const failedReloads = await metric(postern, 'postern_policy_reloads_total{result="failure"}');
+    const reloadDeadline = Date.now() + 10_000;
+    while ((await metric(postern, 'postern_policy_reloads_total{result="failure"}')) === failedReloads && Date.now() < reloadDeadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok((await metric(postern, 'postern_policy_reloads_total{result="failure"}')) > failedReloads, 'the refused reload is counted');
     assert.equal(await refusedProbe(), true, 'the running policy (with the probe rule) stays');
     const fine = await send(postern.submissionPort, { subject: 'still flowing' });
     assert.equal(fine.code, 250, fine.last);
