@@ -10,7 +10,7 @@ import { DirectorySync } from '../util/directorySync.js';
 import { removeIfPresent, removeQuietly, replaceFileAtomically, writeNewFileSynced } from './durableFs.js';
 import { copyEnvelope, serializeEnvelope, validateEnvelope, type Envelope } from './envelope.js';
 import { IncomingMessage, type CommitMeta, type CommitTarget } from './incomingMessage.js';
-import { createQueueId } from './queueId.js';
+import { QueueIdGenerator } from './queueId.js';
 import { recoverSpool, spoolLayout, type SpoolLayout } from './recovery.js';
 
 export type { CommitMeta } from './incomingMessage.js';
@@ -50,6 +50,7 @@ export class Spool implements CommitTarget {
   /** Per-message chains, so an update and a remove of one message never interleave. */
   private readonly locks = new Map<string, Promise<void>>();
   private readonly random: (size: number) => Buffer;
+  private readonly ids: QueueIdGenerator;
   /** One fsync of queue/ serves every commit, update and removal made before it began. */
   private readonly queueSync: DirectorySync;
 
@@ -61,6 +62,7 @@ export class Spool implements CommitTarget {
   ) {
     this.random = random ?? randomBytes;
     this.queueSync = new DirectorySync(layout.queue);
+    this.ids = new QueueIdGenerator(clock, this.random);
   }
 
   /**
@@ -93,7 +95,7 @@ export class Spool implements CommitTarget {
     // A clash needs two IDs in the same millisecond with the same 32 random bits; retrying
     // a couple of times turns "astronomically unlikely" into "never".
     for (let tries = 0; tries < 3; tries++) {
-      const id = createQueueId(this.clock, this.random);
+      const id = this.ids.next();
       if (this.index.has(id)) continue;
       const dataPath = join(this.layout.tmp, `${id}.eml`);
       let handle: FileHandle;

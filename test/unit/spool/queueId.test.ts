@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createQueueId, isQueueId, queueIdTime } from '../../../src/spool/queueId.js';
+import { createQueueId, isQueueId, QueueIdGenerator, queueIdTime } from '../../../src/spool/queueId.js';
 import { ManualClock } from '../../../src/util/clock.js';
 
 describe('queue IDs', () => {
@@ -10,10 +10,27 @@ describe('queue IDs', () => {
     assert.ok(isQueueId(id));
   });
 
-  test('are unique among many made in the same millisecond', () => {
-    const clock = new ManualClock();
-    const ids = new Set(Array.from({ length: 10_000 }, () => createQueueId(clock)));
-    assert.equal(ids.size, 10_000);
+  test('from one generator are unique and in order among many made in the same millisecond', () => {
+    const generator = new QueueIdGenerator(new ManualClock());
+    const ids = Array.from({ length: 100_000 }, () => generator.next());
+    assert.equal(new Set(ids).size, ids.length);
+    assert.deepEqual([...ids].sort(), ids);
+  });
+
+  test('from one generator stay in order when the clock steps back', () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const generator = new QueueIdGenerator(clock);
+    const first = generator.next();
+    clock.advance(-5000);
+    const second = generator.next();
+    assert.ok(second > first);
+  });
+
+  test('from one generator count past the random part without repeating', () => {
+    const generator = new QueueIdGenerator(new ManualClock(), () => Buffer.from([0xff, 0xff, 0xff, 0xfe]));
+    const ids = Array.from({ length: 5 }, () => generator.next());
+    assert.equal(new Set(ids).size, 5);
+    assert.deepEqual([...ids].sort(), ids);
   });
 
   test('sort by the time they were made', () => {

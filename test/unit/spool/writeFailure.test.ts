@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { createQueueId } from '../../../src/spool/queueId.js';
+import { QueueIdGenerator } from '../../../src/spool/queueId.js';
 import { Spool } from '../../../src/spool/spool.js';
 import { isPosternError } from '../../../src/util/errors.js';
 import { ManualClock } from '../../../src/util/clock.js';
@@ -51,7 +51,7 @@ describe('a spool the disk refuses to write to', () => {
     const random = () => Buffer.from([1, 2, 3, 4]);
     const spool = await Spool.open({ dir, logger: silentLogger(), clock, random });
     const incoming = await spool.createIncoming();
-    assert.equal(incoming.id, createQueueId(clock, random));
+    assert.equal(incoming.id, new QueueIdGenerator(clock, random).next());
     await incoming.write(Buffer.from('Subject: x\r\n\r\nbody\r\n'));
     // A directory where the envelope goes makes the last rename, the commit point, fail.
     await mkdir(join(dir, 'queue', `${incoming.id}.json`));
