@@ -8,6 +8,7 @@ import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { ConnectionLimits } from './connectionLimits.js';
 import { adaptSmtpServer, destroyPendingTls } from './smtpServerAdaptations.js';
+import type { CommitMeta } from '../spool/incomingMessage.js';
 import type { TlsMaterial } from '../tls/tlsMaterial.js';
 import { mailboxProblem, type MailboxProblem } from './addressSyntax.js';
 import { HeaderBlockCollector } from './headerBlock.js';
@@ -35,15 +36,7 @@ export interface IncomingMessageWriter {
   write(chunk: Buffer): Promise<void>;
   /** The message as written so far, from its first byte. */
   openData(): Promise<Readable>;
-  commit(meta: {
-    sender: string;
-    recipients: string[];
-    user?: string;
-    clientIp?: string;
-    smtpUtf8?: boolean;
-    bodyType?: '7bit' | '8bitmime';
-    headers?: string;
-  }): Promise<unknown>;
+  commit(meta: CommitMeta): Promise<unknown>;
   discard(): Promise<void>;
 }
 
