@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Config, ListenerName } from './config/schema.js';
 import { Authenticator } from './auth/authenticator.js';
@@ -9,7 +10,10 @@ import { DeliveryQueue } from './delivery/deliveryQueue.js';
 import { SmarthostSender } from './delivery/smarthostSender.js';
 import { createNodeResolver } from './dns/nodeResolver.js';
 import { startHttpEndpoints, type HttpEndpoints } from './http/httpServer.js';
+import { Readiness } from './http/readiness.js';
+import { deliveryAttemptCounter } from './metrics/deliveryMetrics.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { SmtpMetrics } from './metrics/smtpMetrics.js';
 import { PolicyEngine } from './policy/engine.js';
 import { createLimiterStore } from './policy/limiterStore.js';
 import { loadPolicySet } from './policy/loader.js';
@@ -64,7 +68,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   };
 
   const metrics = deps.metrics ?? createMetrics();
-  let ready = false;
+  let readiness: Readiness | undefined;
   try {
     const certificates = await CertificateStore.open({
       certPath: config.tls.cert,
@@ -72,8 +76,12 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       selfSigned: config.tls.selfSigned,
       hostname: config.hostname,
       logger: logger.child({ component: 'tls' }),
+      onReload: (outcome) => metrics.reloads.inc({ what: 'certificate', result: outcome.ok ? 'success' : 'failure' }),
     });
     closers.push(() => certificates.close());
+    const showNotAfter = (notAfter: Date) => metrics.certificateNotAfter.set(notAfter.getTime() / 1000);
+    showNotAfter(certificates.info.notAfter);
+    certificates.onChange((_material, info) => showNotAfter(info.notAfter));
 
     const { store: users, createdPassword } = await UserStore.open({
       path: config.auth.usersFile,
@@ -81,6 +89,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       createIfMissing: true,
       // The first user can send as postmaster at this host, and nothing else until told to.
       initialSenders: [`postmaster@${config.hostname}`],
+      onReload: (outcome) => metrics.reloads.inc({ what: 'users', result: outcome.ok ? 'success' : 'failure' }),
     });
     closers.push(() => users.close());
     if (createdPassword !== undefined) {
@@ -104,6 +113,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       windowMs: config.auth.lockout.window,
       durationMs: config.auth.lockout.duration,
       redis,
+      onLock: (scope) => metrics.authLockouts.inc({ scope }),
+      clock,
     });
     const authenticator = new Authenticator({ users, lockout, cache: new VerifiedLoginCache(config.auth.cacheTtl, clock), failureDelayMs: config.auth.failureDelay, clock });
 
@@ -125,6 +136,10 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       onDecision: (decision) => {
         metrics.policyDecisions.inc({ rule: decision.rule, verdict: decision.verdict, mode: decision.mode });
         if (decision.verdict === 'error') metrics.policyRuleErrors.inc({ rule: decision.rule });
+        // A hit is a client actually held back; a monitor-mode rule's would-be deferrals show in the decisions.
+        if (decision.type === 'rate-limit' && decision.verdict === 'defer' && decision.mode === 'enforce') {
+          metrics.rateLimitHits.inc({ rule: decision.rule });
+        }
       },
     });
     const policyWatcher = new PolicyWatcher({
@@ -139,6 +154,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     policyLogger.info({ dir: config.policies.dir, rules: policySet.rules.length }, 'policy loaded');
 
     const spool = await Spool.open({ dir: config.spool.dir, logger: logger.child({ component: 'spool' }), clock });
+    metrics.watchSpool(spool, clock);
 
     const smarthost = config.delivery.smarthost;
     if (!smarthost) throw new Error('delivery.smarthost is required');
@@ -154,6 +170,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       retry: { schedule: config.delivery.retry.schedule, maxAgeMs: config.delivery.retry.maxAge },
       concurrency: config.delivery.concurrency,
     });
+    delivery.onAttempt(deliveryAttemptCounter(metrics));
     delivery.start();
     closers.push(() => delivery.stop(config.shutdown.gracePeriod));
 
@@ -165,10 +182,19 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       intake: spool,
       tlsMaterial: certificates.material,
       policy,
+      observer: new SmtpMetrics(
+        metrics,
+        (['submission', 'submissions'] as const).filter((name) => config.listeners[name].enabled),
+      ),
     });
     // The store logs each reload; new connections get the new pair, open sessions keep theirs.
     certificates.onChange((material) => smtp.updateCertificate(material));
     closers.push(() => smtp.close(config.shutdown.gracePeriod));
+
+    const probe = new Readiness({ spoolTmpDir: join(config.spool.dir, 'tmp'), logger: logger.child({ component: 'http' }) });
+    await probe.start();
+    readiness = probe;
+    closers.push(() => probe.stop());
 
     let http: HttpEndpoints | undefined;
     if (config.http.enabled) {
@@ -176,7 +202,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
         host: config.http.host,
         port: config.http.port,
         registry: metrics.registry,
-        ready: () => ready,
+        ready: () => readiness?.ready ?? false,
         logger: logger.child({ component: 'http' }),
       });
       http = endpoints;
@@ -184,7 +210,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       closers.unshift(() => endpoints.close());
       logger.info({ ...endpoints.address }, 'operations endpoints listening');
     }
-    ready = true;
+    probe.markStarted();
 
     logger.info(
       { hostname: config.hostname, spool: config.spool.dir, smarthost: `${smarthost.host}:${smarthost.port}` },
@@ -203,7 +229,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       },
       stop() {
         stopping ??= (async () => {
-          ready = false;
+          readiness?.markDraining();
           logger.info({ activeSessions: smtp.activeSessions }, 'stopping');
           await closeAll();
           logger.info('postern stopped');

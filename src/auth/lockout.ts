@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract, type RateLimiterRes } from 'rate-limiter-flexible';
+import { systemClock, type Clock } from '../util/clock.js';
 
 /**
  * Failed-login lockout, counted per client IP and per user name.
@@ -35,7 +36,13 @@ export interface LoginLockoutOptions {
   windowMs: number;
   durationMs: number;
   redis?: Redis;
+  /** Told once each time a lock begins, on an IP or a user name; for metrics. Must not throw. */
+  onLock?: (scope: LockScope) => void;
+  /** When "now" is, to tell a new lock from one still in force (default: the system clock). */
+  clock?: Clock;
 }
+
+export type LockScope = 'ip' | 'user';
 
 export type LockState = { locked: false } | { locked: true; retryAfterMs: number };
 
@@ -45,6 +52,13 @@ export class LoginLockout {
   private readonly counters: RateLimiterAbstract;
   private readonly failures: number;
   private readonly durationSeconds: number;
+  private readonly onLock: ((scope: LockScope) => void) | undefined;
+  private readonly clock: Clock;
+  /**
+   * Keys this process locked, until when. Failures that arrived together can each find the
+   * count at the limit and each block the key; only the first of them begins a lock.
+   */
+  private readonly lockedUntil = new Map<string, number>();
 
   constructor(options: LoginLockoutOptions) {
     if (!Number.isInteger(options.failures) || options.failures < 1) {
@@ -52,6 +66,8 @@ export class LoginLockout {
     }
     this.failures = options.failures;
     this.durationSeconds = wholeSeconds(options.durationMs, 'duration');
+    this.onLock = options.onLock;
+    this.clock = options.clock ?? systemClock;
     const settings = { keyPrefix: KEY_PREFIX, points: options.failures, duration: wholeSeconds(options.windowMs, 'window') };
     this.counters = options.redis
       ? new RateLimiterRedis({
@@ -83,11 +99,28 @@ export class LoginLockout {
    */
   async failed(ip: string, user: string): Promise<void> {
     await Promise.all(
-      [ipKey(ip), userKey(user)].map(async (key) => {
+      (
+        [
+          ['ip', ipKey(ip)],
+          ['user', userKey(user)],
+        ] as const
+      ).map(async ([scope, key]) => {
         const state = await this.counters.get(key);
-        if (state !== null && state.consumedPoints >= this.failures) await this.counters.block(key, this.durationSeconds);
+        if (state === null || state.consumedPoints < this.failures) return;
+        this.noteLock(scope, key);
+        await this.counters.block(key, this.durationSeconds);
       }),
     );
+  }
+
+  /** Reports a lock on `key` unless this process began one that still holds. */
+  private noteLock(scope: LockScope, key: string): void {
+    if (!this.onLock) return;
+    const now = this.clock.now();
+    if ((this.lockedUntil.get(key) ?? 0) > now) return;
+    for (const [other, until] of this.lockedUntil) if (until <= now) this.lockedUntil.delete(other);
+    this.lockedUntil.set(key, now + this.durationSeconds * 1000);
+    this.onLock(scope);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { errorMessage } from '../util/errors.js';
 import { watchDirectory, type FileWatcher, type WatchOptions } from '../util/fileWatcher.js';
 import type { Logger } from '../util/logger.js';
@@ -66,6 +67,9 @@ export class PolicyWatcher {
     const { dir, engine, logger, onReload } = this.options;
     let ok: boolean;
     try {
+      // At start a missing directory is an empty policy; once one is running, a directory that
+      // disappears (an unmounted ConfigMap, a typo in a deploy) must not silently drop every rule.
+      if (!existsSync(dir)) throw new Error(`the policy directory ${dir} does not exist`);
       const set = await loadPolicySet(dir, this.options);
       if (this.closed) return false;
       engine.swap(set);

@@ -8,6 +8,7 @@ import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { ConnectionLimits } from './connectionLimits.js';
 import { adaptSmtpServer, destroyPendingTls } from './smtpServerAdaptations.js';
+import type { PolicyContext } from '../policy/types.js';
 import type { CommitMeta } from '../spool/incomingMessage.js';
 import type { TlsMaterial } from '../tls/tlsMaterial.js';
 import { mailboxProblem, type MailboxProblem } from './addressSyntax.js';
@@ -40,6 +41,55 @@ export interface IncomingMessageWriter {
   discard(): Promise<void>;
 }
 
+/**
+ * What happens on the SMTP side that operators count (src/metrics implements it). Called on
+ * the hot path: implementations must be cheap and must not throw.
+ */
+export interface SmtpObserver {
+  /** A session was accepted: admitted by the limits and the connect-stage policy, and greeted. */
+  connectionOpened(listener: ListenerName): void;
+  /** An accepted session ended. */
+  connectionClosed(listener: ListenerName): void;
+  /**
+   * A connection was ended by a limit or the policy: before the greeting, or (tls-timeout on
+   * the STARTTLS listener) after it, when the client did not start TLS in time.
+   */
+  connectionRefused(listener: ListenerName, reason: ConnectionRefusal): void;
+  /** TLS is up (implicit or STARTTLS); version as Node names it, e.g. TLSv1.3. */
+  tlsEstablished(listener: ListenerName, version: string): void;
+  /** A TLS handshake failed (a client hanging up mid-handshake is not a failure of TLS). */
+  tlsHandshakeFailed(listener: ListenerName): void;
+  /** One AUTH exchange that reached Postern, by mechanism (PLAIN, LOGIN). */
+  authAttempted(mechanism: string, result: AuthAttemptResult): void;
+  /** DATA was read to its end (whatever the reply will be). */
+  messageReceived(): void;
+  /** 250 after DATA: the message is in the spool. */
+  messageAccepted(sizeBytes: number): void;
+  /** MAIL, RCPT or DATA refused; reason is the refusing policy rule's name or a fixed word. */
+  messageRejected(stage: RejectionStage, reason: string): void;
+}
+
+export type ConnectionRefusal = 'too-many' | 'too-many-from-address' | 'tls-timeout' | 'policy';
+/** `refused`: the credentials were right but the auth-stage policy said no. */
+export type AuthAttemptResult = 'success' | 'invalid' | 'locked' | 'error' | 'refused';
+export type RejectionStage = 'mail' | 'rcpt' | 'data';
+
+/** The policy as the SMTP side uses it; the decisions, when the gate reports them, name the rule that refused. */
+export interface ReportingPolicyGate extends PolicyGate {
+  evaluate(ctx: PolicyContext): Promise<Awaited<ReturnType<PolicyGate['evaluate']>> & { decisions?: ReadonlyArray<{ rule: string }> }>;
+}
+
+const NO_OBSERVER: SmtpObserver = {
+  connectionOpened() {},
+  connectionClosed() {},
+  connectionRefused() {},
+  tlsEstablished() {},
+  tlsHandshakeFailed() {},
+  authAttempted() {},
+  messageReceived() {},
+  messageAccepted() {},
+  messageRejected() {},
+};
 
 export interface SubmissionDeps {
   config: Config;
@@ -49,7 +99,9 @@ export interface SubmissionDeps {
   intake: MessageIntake;
   tlsMaterial: TlsMaterial;
   /** The organisation's policy; without one every stage continues. */
-  policy?: PolicyGate;
+  policy?: ReportingPolicyGate;
+  /** Told of connections, logins and messages, for metrics; none by default. */
+  observer?: SmtpObserver;
 }
 
 export interface SubmissionListeners {
@@ -94,6 +146,10 @@ interface SessionState {
   closed: AbortController;
   tlsProtocol?: string;
   tlsCipher?: string;
+  /** Accepted (counted as open) and not yet closed. */
+  opened?: boolean;
+  /** The rule that refused this session's latest policy check, for the rejection count. */
+  refusedBy?: string;
 }
 
 /** One SMTP server per enabled listener, sharing connection limits and session bookkeeping. */
@@ -102,7 +158,7 @@ export async function startSubmissionListeners(deps: SubmissionDeps): Promise<Su
   const { config } = deps;
   const limits = new ConnectionLimits(config.limits);
   const sessions = new Map<string, SessionState>();
-  const stages = new PolicyStages(deps.policy, deps.clock, POLICY_STAGE_TIMEOUT_MS);
+  const stages = new PolicyStages(deps.policy && notingRefusingRule(deps.policy, sessions), deps.clock, POLICY_STAGE_TIMEOUT_MS);
   const servers = new Map<ListenerName, SMTPServer>();
   const addresses: Partial<Record<ListenerName, AddressInfo>> = {};
 
@@ -134,6 +190,24 @@ export async function startSubmissionListeners(deps: SubmissionDeps): Promise<Su
   };
 }
 
+/**
+ * The policy gate, noting on the session which rule refused. A session's checks run one at a
+ * time (smtp-server waits for each hook's answer), so the note is read before the next check.
+ */
+function notingRefusingRule(gate: ReportingPolicyGate, sessions: Map<string, SessionState>): PolicyGate {
+  return {
+    async evaluate(ctx) {
+      const outcome = await gate.evaluate(ctx);
+      const state = sessions.get(ctx.sessionId);
+      if (state) {
+        // The engine stops at the refusing rule, so it is the last decision.
+        state.refusedBy = outcome.verdict.action === 'continue' ? undefined : outcome.decisions?.at(-1)?.rule;
+      }
+      return outcome;
+    },
+  };
+}
+
 function createServer(
   listener: ListenerName,
   deps: SubmissionDeps,
@@ -142,20 +216,39 @@ function createServer(
   stages: PolicyStages,
 ): SMTPServer {
   const { config, logger } = deps;
+  const observer = deps.observer ?? NO_OBSERVER;
   /**
    * Runs a stage's policy. On a refusal (or a failure of the policy itself) answers the hook
-   * and resolves false; otherwise resolves true and the caller answers.
+   * and resolves 'refused' or 'error'; otherwise resolves 'passed' and the caller answers.
    */
-  const passes = async (state: SessionState, callback: (err?: Error | null) => void, run: Promise<StageResult>, event: string) => {
+  const policyCheck = async (
+    state: SessionState,
+    callback: (err?: Error | null) => void,
+    run: Promise<StageResult>,
+    event: string,
+  ): Promise<'passed' | 'refused' | 'error'> => {
     try {
       const result = await run;
-      if (!result.refusal) return true;
-      callback(refuse(state, result.refusal, event, { by: 'policy' }));
+      if (!result.refusal) return 'passed';
+      callback(refuse(state, result.refusal, event, { by: 'policy', rule: state.refusedBy }));
+      return 'refused';
     } catch (err) {
       state.log.error({ event, err: errorMessage(err) }, 'policy evaluation failed');
       callback(new SmtpReplyError(replies.localError));
+      return 'error';
     }
-    return false;
+  };
+  /** The same at MAIL and RCPT, counting a refusal by the rule's name. */
+  const passes = async (state: SessionState, callback: (err?: Error | null) => void, run: Promise<StageResult>, stage: 'mail' | 'rcpt') => {
+    const outcome = await policyCheck(state, callback, run, stage);
+    if (outcome === 'refused') observer.messageRejected(stage, state.refusedBy ?? 'policy');
+    else if (outcome === 'error') observer.messageRejected(stage, 'local-error');
+    return outcome === 'passed';
+  };
+  /** A refusal at MAIL or RCPT that no rule made, counted under a fixed word. */
+  const reject = (state: SessionState, stage: 'mail' | 'rcpt', reason: string, reply: SmtpReply) => {
+    observer.messageRejected(stage, reason);
+    return refuse(state, reply, stage);
   };
 
   const implicit = config.listeners[listener].tls === 'implicit';
@@ -180,7 +273,10 @@ function createServer(
     // Through smtp-server, never under it: a socket in a TLS handshake is wrapped by a
     // TLSSocket, and destroying the raw socket beneath that wrap crashes Node.
     expire: (socket) => (implicit ? destroyPendingTls(server, socket) : closeSessionOn(server, socket, replies.tlsTooLate)),
-    onRefused: (client, reason) => logger.info({ listener, client, event: 'connect', reason }, 'refused before TLS'),
+    onRefused: (client, reason) => {
+      logger.info({ listener, client, event: 'connect', reason }, 'refused before TLS');
+      observer.connectionRefused(listener, reason === 'tls-deadline' ? 'tls-timeout' : reason);
+    },
   });
 
   const server: SMTPServer = new SMTPServer({
@@ -216,11 +312,20 @@ function createServer(
       const admission = limits.admit(session.id, session.remoteAddress);
       if (admission !== 'admitted') {
         const reply = admission === 'too-many' ? replies.tooManyConnections : replies.tooManyConnectionsFromAddress;
+        observer.connectionRefused(listener, admission);
         return callback(refuse(state, reply, 'connect'));
       }
       session.disabledCommands = session.secure ? ALWAYS_DISABLED : DISABLED_BEFORE_TLS;
       state.log.info({ event: 'connect' }, 'session opened');
-      void passes(state, callback, stages.check('connect', session, state), 'connect').then((ok) => ok && callback());
+      void policyCheck(state, callback, stages.check('connect', session, state), 'connect').then((outcome) => {
+        if (outcome !== 'passed') return observer.connectionRefused(listener, 'policy');
+        // A client that left while the policy was asked is neither open nor refused.
+        if (!state.closed.signal.aborted) {
+          state.opened = true;
+          observer.connectionOpened(listener);
+        }
+        callback();
+      });
     },
 
     onSecure(socket, session, callback) {
@@ -229,6 +334,7 @@ function createServer(
       const tlsSocket = socket as TLSSocket;
       state.tlsProtocol = tlsSocket.getProtocol?.() ?? undefined;
       state.tlsCipher = tlsSocket.getCipher?.()?.standardName;
+      if (state.tlsProtocol) observer.tlsEstablished(listener, state.tlsProtocol);
       // RFC 3207 §4.2: what was said before TLS is forgotten (smtp-server resets the session);
       // AUTH becomes available now and only now.
       session.disabledCommands = ALWAYS_DISABLED;
@@ -242,15 +348,18 @@ function createServer(
       // RFC 4616 §2: an authorization identity other than the authenticated one asks to act as
       // someone else; Postern has no such delegation, so it is refused rather than ignored.
       if (auth.method === 'PLAIN' && auth.authzid && auth.authcid && auth.authzid !== auth.authcid) {
+        observer.authAttempted(auth.method, 'invalid');
         return callback(refuse(state, replies.authInvalid, 'auth', { mechanism: auth.method, result: 'authzid-mismatch' }));
       }
       deps.logins
         .authenticate({ username, password: auth.password ?? '', clientIp: session.remoteAddress })
         .then((outcome) => {
+          if (outcome.result !== 'success') observer.authAttempted(auth.method, outcome.result);
           if (outcome.result === 'success') {
             const user = outcome.user;
-            return void passes(state, callback, stages.check('auth', session, state, { user }), 'auth').then((ok) => {
-              if (!ok) return;
+            return void policyCheck(state, callback, stages.check('auth', session, state, { user }), 'auth').then((checked) => {
+              observer.authAttempted(auth.method, checked === 'passed' ? 'success' : checked);
+              if (checked !== 'passed') return;
               state.log = state.log.child({ user: user.name });
               state.log.info({ event: 'auth', mechanism: auth.method, result: 'success' }, 'authenticated');
               callback(null, { user });
@@ -264,6 +373,7 @@ function createServer(
           callback(refuse(state, replies.authInvalid, 'auth', { mechanism: auth.method, result: 'invalid' }));
         })
         .catch((err: unknown) => {
+          observer.authAttempted(auth.method, 'error');
           state.log.error({ event: 'auth', err: errorMessage(err) }, 'authentication failed with an error');
           callback(new SmtpReplyError(replies.authUnavailable));
         });
@@ -272,13 +382,13 @@ function createServer(
     onMailFrom(address, session, callback) {
       const state = stateOf(session);
       // No relaying without TLS and AUTH, ever (RFC 3207 §4, RFC 4954 §6).
-      if (!session.secure) return callback(refuse(state, replies.tlsRequired, 'mail'));
+      if (!session.secure) return callback(reject(state, 'mail', 'tls-required', replies.tlsRequired));
       const user = session.user as AuthenticatedUser | undefined;
-      if (!user) return callback(refuse(state, replies.authRequired, 'mail'));
+      if (!user) return callback(reject(state, 'mail', 'auth-required', replies.authRequired));
       const sender = address.address;
       if (sender !== '') {
         const problem = mailboxProblem(sender, { smtpUtf8: session.envelope.smtpUtf8 === true });
-        if (problem) return callback(refuse(state, syntaxReply(problem, replies.badSenderSyntax), 'mail'));
+        if (problem) return callback(reject(state, 'mail', 'syntax', syntaxReply(problem, replies.badSenderSyntax)));
       }
       void passes(state, callback, stages.check('mail', session, state, { mailFrom: address }), 'mail').then((ok) => ok && callback());
     },
@@ -286,9 +396,9 @@ function createServer(
     onRcptTo(address, session, callback) {
       const state = stateOf(session);
       const problem = mailboxProblem(address.address, { smtpUtf8: session.envelope.smtpUtf8 === true });
-      if (problem) return callback(refuse(state, syntaxReply(problem, replies.badRecipientSyntax), 'rcpt'));
+      if (problem) return callback(reject(state, 'rcpt', 'syntax', syntaxReply(problem, replies.badRecipientSyntax)));
       if (session.envelope.rcptTo.length >= config.limits.maxRecipients) {
-        return callback(refuse(state, replies.tooManyRecipients(config.limits.maxRecipients), 'rcpt'));
+        return callback(reject(state, 'rcpt', 'too-many-recipients', replies.tooManyRecipients(config.limits.maxRecipients)));
       }
       const recipient = address.address;
       void passes(state, callback, stages.check('rcpt', session, state, { recipient }), 'rcpt').then((ok) => ok && callback());
@@ -296,9 +406,10 @@ function createServer(
 
     onData(stream, session, callback) {
       const state = stateOf(session);
-      receiveMessage(stream, session, state, deps, server, stages).then(
+      receiveMessage(stream, session, state, deps, observer, server, stages).then(
         (reply) => callback(reply.code < 400 ? null : new SmtpReplyError(reply), replyText(reply)),
         (err: unknown) => {
+          observer.messageRejected('data', 'local-error');
           state.log.error({ event: 'data', err: errorMessage(err) }, 'message intake failed');
           callback(new SmtpReplyError(replies.localError));
         },
@@ -310,11 +421,18 @@ function createServer(
       sessions.delete(session.id);
       limits.release(session.id);
       state?.closed.abort();
+      if (state?.opened) {
+        state.opened = false;
+        observer.connectionClosed(listener);
+      }
       state?.log.info({ event: 'close' }, 'session closed');
     },
   });
 
-  server.on('error', (err) => logger.warn({ listener, err: errorMessage(err) }, 'connection error'));
+  server.on('error', (err) => {
+    if (isTlsHandshakeFailure(err)) observer.tlsHandshakeFailed(listener);
+    logger.warn({ listener, err: errorMessage(err) }, 'connection error');
+  });
   // Every raw socket passes the guard first; a refused one never reaches smtp-server.
   const accept = server.server.listeners('connection') as Array<(socket: Socket) => void>;
   server.server.removeAllListeners('connection');
@@ -334,6 +452,7 @@ async function receiveMessage(
   session: SMTPServerSession,
   state: SessionState,
   deps: SubmissionDeps,
+  observer: SmtpObserver,
   server: SMTPServer,
   stages: PolicyStages,
 ): Promise<SmtpReply> {
@@ -390,7 +509,9 @@ async function receiveMessage(
     size: bytes,
     ms: clock.now() - started,
   };
-  const refuseMessage = async (reply: SmtpReply, reason: string, extra: object = {}) => {
+  /** `counted`: the reason under which the rejection is counted, when it differs from the logged one. */
+  const refuseMessage = async (reply: SmtpReply, reason: string, extra: object = {}, counted = reason) => {
+    observer.messageRejected('data', counted);
     await incoming?.discard().catch(() => undefined);
     state.log.info({ ...summary, ...extra, outcome: 'rejected', reason, reply: replyLine(reply) }, 'message rejected');
     return reply;
@@ -402,6 +523,7 @@ async function receiveMessage(
     state.log.info({ ...summary, outcome: 'abandoned', reason: errorMessage(abandoned) }, 'message abandoned');
     return replies.localError;
   }
+  observer.messageReceived();
   if (stream.sizeExceeded) return refuseMessage(replies.messageTooBig(config.limits.maxMessageSize), 'size');
   if (lineEndings.foundBareLineEnding) return refuseMessage(replies.bareLineEnding, 'bare-line-ending');
   if (spoolError || !incoming) {
@@ -421,9 +543,9 @@ async function receiveMessage(
       },
     });
   } catch (err) {
-    return refuseMessage(replies.localError, 'policy-error', { err: errorMessage(err) });
+    return refuseMessage(replies.localError, 'policy-error', { err: errorMessage(err) }, 'local-error');
   }
-  if (verdict.refusal) return refuseMessage(verdict.refusal, 'policy');
+  if (verdict.refusal) return refuseMessage(verdict.refusal, 'policy', { rule: state.refusedBy }, state.refusedBy ?? 'policy');
 
   const mailFrom = session.envelope.mailFrom;
   try {
@@ -452,12 +574,23 @@ async function receiveMessage(
     return refuseMessage(replies.spoolUnavailable, 'spool', { err: errorMessage(err) });
   }
   const reply = replies.queued(incoming.id);
+  observer.messageAccepted(bytes);
   state.log.info({ ...summary, outcome: 'queued', reply: replyLine(reply) }, 'message queued');
   return reply;
 }
 
 async function* readBack(incoming: IncomingMessageWriter): AsyncGenerator<Buffer> {
   yield* (await incoming.openData()) as AsyncIterable<Buffer>;
+}
+
+/**
+ * smtp-server reports a failed handshake (implicit TLS or STARTTLS) as an error whose details
+ * say stage 'connect'; a socket that merely closed during the handshake comes as a
+ * SocketError and is a client leaving, not a TLS failure.
+ */
+function isTlsHandshakeFailure(err: unknown): boolean {
+  const { meta, code } = err as { meta?: { stage?: unknown }; code?: unknown };
+  return meta?.stage === 'connect' && code !== 'SocketError';
 }
 
 function userName(session: SMTPServerSession): string | undefined {

@@ -161,7 +161,7 @@ export class Spool implements CommitTarget {
       throw new PosternError('SPOOL_WRITE_FAILED', `Cannot commit message ${id} to the spool: ${errorMessage(err)}`, { cause: err });
     }
     this.index.set(id, envelope);
-    this.logger.debug({ queueId: id, size, recipients: envelope.recipients.length }, 'message queued');
+    this.logger.debug({ queueId: id, size, recipients: envelope.recipients.length }, 'message committed');
     for (const listener of this.listeners) {
       try {
         listener(copyEnvelope(envelope));

@@ -22,7 +22,14 @@ export interface CertificateStoreOptions {
   watchOptions?: WatchOptions;
   /** When "now" is, for the generated certificate's validity and the expiry warnings. */
   clock?: Clock;
+  /**
+   * Called after every reload attempt, from the watcher or reload(): ok with whether the
+   * material changed, or not ok when the files could not be read or validated. For metrics.
+   */
+  onReload?: (outcome: CertificateReloadOutcome) => void;
 }
+
+export type CertificateReloadOutcome = { ok: true; changed: boolean } | { ok: false };
 
 export type TlsMaterialListener = (material: TlsMaterial, info: CertificateInfo) => void;
 
@@ -45,6 +52,7 @@ export class CertificateStore {
     private readonly logger: Logger,
     private readonly clock: Clock,
     loaded: LoadedTlsMaterial,
+    private readonly onReload: ((outcome: CertificateReloadOutcome) => void) | undefined,
   ) {
     this.current = loaded;
   }
@@ -57,7 +65,7 @@ export class CertificateStore {
     const clock = opts.clock ?? systemClock;
     const logger = opts.logger;
     const generated = await generateIfAllowed(opts, clock);
-    const store = new CertificateStore(opts.certPath, opts.keyPath, logger, clock, readTlsMaterial(opts.certPath, opts.keyPath));
+    const store = new CertificateStore(opts.certPath, opts.keyPath, logger, clock, readTlsMaterial(opts.certPath, opts.keyPath), opts.onReload);
     const { info } = store.current;
     logger.info(
       { fingerprint256: info.fingerprint256, subject: info.subject, altNames: info.altNames, notAfter: info.notAfter, generated },
@@ -86,6 +94,16 @@ export class CertificateStore {
    * error is logged. Never throws, so it is safe to call from a signal handler.
    */
   reload(): boolean {
+    const outcome = this.reloadFiles();
+    try {
+      this.onReload?.(outcome);
+    } catch (err) {
+      this.logger.error({ err }, 'TLS certificate reload hook failed');
+    }
+    return outcome.ok && outcome.changed;
+  }
+
+  private reloadFiles(): CertificateReloadOutcome {
     let next: LoadedTlsMaterial;
     try {
       next = readTlsMaterial(this.certPath, this.keyPath);
@@ -94,10 +112,10 @@ export class CertificateStore {
         { err, certPath: this.certPath, keyPath: this.keyPath, fingerprint256: this.current.info.fingerprint256 },
         'TLS certificate reload failed; keeping the current certificate',
       );
-      return false;
+      return { ok: false };
     }
     const before = this.current;
-    if (next.material.cert.equals(before.material.cert) && next.material.key.equals(before.material.key)) return false;
+    if (next.material.cert.equals(before.material.cert) && next.material.key.equals(before.material.key)) return { ok: true, changed: false };
 
     this.current = next;
     this.logger.info(
@@ -119,7 +137,7 @@ export class CertificateStore {
         this.logger.error({ err, fingerprint256: next.info.fingerprint256 }, 'Applying the reloaded TLS certificate failed');
       }
     }
-    return true;
+    return { ok: true, changed: true };
   }
 
   /** Calls `listener` after every reload that changed the material. Returns a function that unsubscribes. */

@@ -7,7 +7,7 @@ import { after, before } from 'node:test';
 import { hashPassword } from '../../src/auth/passwordHash.js';
 import { parseConfig } from '../../src/config/load.js';
 import { startGateway, type Gateway } from '../../src/main.js';
-import { silentLogger } from '../../src/util/logger.js';
+import { silentLogger, type Logger } from '../../src/util/logger.js';
 import { startUpstream, type Upstream } from './upstream.js';
 
 export const ALICE = { user: 'alice', password: 'correct horse battery staple' };
@@ -71,11 +71,17 @@ export interface TestGateway {
 }
 
 /** Postern in this process, on its real listeners, spool and files. */
-export async function startTestGateway(options: { upstreamPort: number; extraYaml?: string; dir?: { dir: string; configFile: string } }): Promise<TestGateway> {
+export async function startTestGateway(options: {
+  upstreamPort: number;
+  extraYaml?: string;
+  dir?: { dir: string; configFile: string };
+  /** Where the gateway logs; silent unless a test reads the log. */
+  logger?: Logger;
+}): Promise<TestGateway> {
   const prepared = options.dir ?? (await prepareGatewayDir(options));
   const { readFile } = await import('node:fs/promises');
   const config = parseConfig(await readFile(prepared.configFile, 'utf8'), prepared.configFile);
-  const gateway = await startGateway(config, { logger: silentLogger() });
+  const gateway = await startGateway(config, { logger: options.logger ?? silentLogger() });
   return {
     ...prepared,
     gateway,

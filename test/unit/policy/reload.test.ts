@@ -1,11 +1,16 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PolicyEngine } from '../../../src/policy/engine.js';
 import { loadPolicySet } from '../../../src/policy/loader.js';
 import { PolicyWatcher } from '../../../src/policy/policyWatcher.js';
+import { createLimiterStore } from '../../../src/policy/limiterStore.js';
+import messageSize from '../../../src/rules/messageSize.js';
 import { ManualClock } from '../../../src/util/clock.js';
+import { silentLogger } from '../../../src/util/logger.js';
 import { capturingLogger, context, tempDir, testDeps, testTypes, writeFiles } from './support.js';
 
 const rejecting = (name: string, text: string) => `rules:\n  - { name: ${name}, type: answer, params: { action: reject, text: ${text} } }\n`;
@@ -104,5 +109,24 @@ describe('reloading the policy', () => {
     writeFileSync(join(dir, '20-b.yaml'), rejecting('b', 'added-later'));
     assert.equal(await reloaded, 'success');
     assert.equal(await answer(), 'added-later');
+  });
+});
+
+describe('a policy directory that disappears', () => {
+  test('is refused on reload and the running rules stay', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'postern-vanish-'));
+    await writeFile(join(dir, '10.yaml'), 'rules:\n  - name: small\n    type: message-size\n    params: { max: 1KiB }\n');
+    const limiter = createLimiterStore({ store: 'memory' });
+    const deps = { clock: new ManualClock(), logger: silentLogger(), resolver: async () => [], limiter };
+    const builtins = [messageSize];
+    const engine = new PolicyEngine({ set: await loadPolicySet(dir, { builtins, deps }), clock: deps.clock, logger: silentLogger() });
+    const results: string[] = [];
+    const watcher = new PolicyWatcher({ dir, engine, builtins, deps, logger: silentLogger(), watch: false, onReload: (r) => results.push(r) });
+    await rm(dir, { recursive: true, force: true });
+    assert.equal(await watcher.reload(), false);
+    assert.deepEqual(results, ['failure']);
+    assert.equal(engine.current.rules.length, 1);
+    watcher.close();
+    await limiter.close();
   });
 });
