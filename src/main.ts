@@ -191,7 +191,12 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     certificates.onChange((material) => smtp.updateCertificate(material));
     closers.push(() => smtp.close(config.shutdown.gracePeriod));
 
-    const probe = new Readiness({ spoolTmpDir: join(config.spool.dir, 'tmp'), logger: logger.child({ component: 'http' }) });
+    const redisClient = redis;
+    const probe = new Readiness({
+      spoolTmpDir: join(config.spool.dir, 'tmp'),
+      logger: logger.child({ component: 'http' }),
+      dependencies: redisClient ? [{ name: 'redis', up: () => redisClient.status === 'ready' }] : [],
+    });
     await probe.start();
     readiness = probe;
     closers.push(() => probe.stop());
@@ -230,6 +235,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       stop() {
         stopping ??= (async () => {
           readiness?.markDraining();
+          // Out of the load balancer first, then stop accepting.
+          if (config.shutdown.readinessDelay > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdown.readinessDelay));
           logger.info({ activeSessions: smtp.activeSessions }, 'stopping');
           await closeAll();
           logger.info('postern stopped');

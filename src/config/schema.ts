@@ -189,6 +189,12 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** On SIGTERM, open sessions get this long to finish before they are closed with 421. */
       gracePeriod: duration().prefault('30s'),
+      /**
+       * On SIGTERM, /readyz says 503 for this long before the listeners stop accepting, so a
+       * load balancer (a Kubernetes Service) stops sending new connections first. 5s is a good
+       * value behind a Service; 0 stops at once.
+       */
+      readinessDelay: duration().prefault('0s'),
     })
     .prefault({}),
   log: z

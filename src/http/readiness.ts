@@ -5,7 +5,8 @@ import type { Logger } from '../util/logger.js';
 /**
  * Whether this instance should receive traffic (/readyz). Not ready while starting, once
  * draining has begun (so Kubernetes takes it out of the Service before the listeners close),
- * and while the spool cannot be written (a 250 would be a promise it cannot keep).
+ * while the spool cannot be written (a 250 would be a promise it cannot keep), and while a
+ * configured dependency (Redis) is unreachable.
  *
  * The spool is probed by writing and removing a small file in its temp directory on a timer:
  * a full or read-only volume shows up here before the next message finds it.
@@ -18,7 +19,13 @@ export class Readiness {
   private probing = false;
 
   constructor(
-    private readonly options: { spoolTmpDir: string; probeIntervalMs?: number; logger: Logger },
+    private readonly options: {
+      spoolTmpDir: string;
+      probeIntervalMs?: number;
+      logger: Logger;
+      /** Other dependencies that must be up, e.g. Redis when rate limits live there. */
+      dependencies?: ReadonlyArray<{ name: string; up: () => boolean }>;
+    },
   ) {}
 
   /** Begin probing the spool; the instance becomes ready once `markStarted` is called. */
@@ -37,7 +44,7 @@ export class Readiness {
   }
 
   get ready(): boolean {
-    return this.started && !this.draining && this.spoolWritable;
+    return this.started && !this.draining && this.spoolWritable && (this.options.dependencies ?? []).every((d) => d.up());
   }
 
   stop(): void {

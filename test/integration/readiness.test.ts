@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ALICE, startTestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
-import { authenticatedClient } from '../helpers/smtpClient.js';
+import { SmtpTestClient, authenticatedClient } from '../helpers/smtpClient.js';
 
 const HTTP = 'http: { enabled: true, host: 127.0.0.1, port: 0 }';
 
@@ -39,8 +39,11 @@ describe('readiness and liveness', () => {
     }
   });
 
-  test('while draining, /readyz is 503 and /healthz still 200, until the process is done', async () => {
-    const postern = await startTestGateway({ upstreamPort: await freePort(), extraYaml: `${HTTP}\nshutdown: { gracePeriod: 3s }` });
+  test('while draining, /readyz is 503 first (listeners still open for readinessDelay) and /healthz still 200', async () => {
+    const postern = await startTestGateway({
+      upstreamPort: await freePort(),
+      extraYaml: `${HTTP}\nshutdown: { gracePeriod: 3s, readinessDelay: 2s }`,
+    });
     const port = postern.gateway.httpAddress!.port;
     // An open session keeps the drain going for the grace period.
     const client = await authenticatedClient(postern.submissionPort, ALICE);
@@ -48,6 +51,10 @@ describe('readiness and liveness', () => {
       const stopping = postern.gateway.stop();
       await eventually(async () => (await statusOf(port, '/readyz')) === 503, '/readyz to say 503 while draining');
       assert.equal(await statusOf(port, '/healthz'), 200);
+      // Within the readiness delay the listener still takes connections a balancer sent late.
+      const late = await SmtpTestClient.connect(postern.submissionPort);
+      assert.equal((await late.greeting()).code, 220);
+      late.destroy();
       client.destroy();
       await stopping;
     } finally {
