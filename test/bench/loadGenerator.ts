@@ -156,7 +156,7 @@ export class LoadGenerator {
   async run(): Promise<LoadResult> {
     const startedAt = now();
     if (this.options.durationMs !== undefined) this.deadline = startedAt + this.options.durationMs;
-    const worker = this.options.connectionPerMessage ? () => this.connectionPerMessageWorker() : () => this.persistentWorker();
+    const worker = () => this.worker(!this.options.connectionPerMessage);
     await Promise.all(Array.from({ length: this.options.concurrency }, worker));
     return {
       attempted: this.nextNumber,
@@ -179,7 +179,12 @@ export class LoadGenerator {
     return this.nextNumber++;
   }
 
-  private async persistentWorker(): Promise<void> {
+  /**
+   * One worker: takes message numbers until none are left. A persistent worker keeps its
+   * session for the next message; otherwise each message gets a connection of its own. A
+   * session that failed is dropped and a new one opened for the next message.
+   */
+  private async worker(persistent: boolean): Promise<void> {
     let session: Session | undefined;
     for (let n = this.take(); n !== undefined; n = this.take()) {
       if (!session) {
@@ -199,32 +204,14 @@ export class LoadGenerator {
         this.sessionFailures++;
         session.connection.close();
         session = undefined;
+        continue;
+      }
+      if (!persistent) {
+        this.noteQuit(await closeSession(session));
+        session = undefined;
       }
     }
     if (session) this.noteQuit(await closeSession(session));
-  }
-
-  private async connectionPerMessageWorker(): Promise<void> {
-    for (let n = this.take(); n !== undefined; n = this.take()) {
-      let session: Session;
-      try {
-        session = await openSession(this.options);
-      } catch (err) {
-        this.fail(n, err);
-        this.sessionFailures++;
-        await sleep(RECONNECT_PAUSE_MS);
-        continue;
-      }
-      try {
-        await this.send(session, n);
-      } catch (err) {
-        this.fail(n, err);
-        this.sessionFailures++;
-        session.connection.close();
-        continue;
-      }
-      this.noteQuit(await closeSession(session));
-    }
   }
 
   /**
