@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { PosternError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 
 export interface HttpEndpoints {
@@ -48,9 +49,15 @@ export async function startHttpEndpoints(options: {
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (err: NodeJS.ErrnoException) =>
+      reject(
+        new PosternError('LISTEN_FAILED', `Cannot listen on ${options.host}:${options.port} for http: ${err.code === 'EADDRINUSE' ? 'the address is in use' : err.message}`, {
+          cause: err,
+        }),
+      );
+    server.once('error', failed);
     server.listen(options.port, options.host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });

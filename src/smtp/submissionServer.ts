@@ -4,7 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Config, ListenerName } from '../config/schema.js';
 import type { Clock } from '../util/clock.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage, PosternError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { ConnectionLimits } from './connectionLimits.js';
 import { adaptSmtpServer, destroyPendingTls } from './smtpServerAdaptations.js';
@@ -168,7 +168,13 @@ export async function startSubmissionListeners(deps: SubmissionDeps): Promise<Su
       if (!listener.enabled) continue;
       const server = createServer(name, deps, limits, sessions, stages);
       servers.set(name, server);
-      addresses[name] = await listen(server, listener.port, listener.host);
+      try {
+        addresses[name] = await listen(server, listener.port, listener.host);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        const why = code === 'EADDRINUSE' ? 'the address is in use (another mail server?)' : code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : errorMessage(err);
+        throw new PosternError('LISTEN_FAILED', `Cannot listen on ${listener.host}:${listener.port} for ${name}: ${why}`, { cause: err });
+      }
       deps.logger.info({ listener: name, ...addresses[name], tls: listener.tls }, 'listening');
     }
   } catch (err) {

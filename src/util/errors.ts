@@ -8,6 +8,7 @@ export type PosternErrorCode =
   | 'TLS_MATERIAL_INVALID'
   | 'SPOOL_WRITE_FAILED'
   | 'SPOOL_CORRUPT'
+  | 'LISTEN_FAILED'
   | 'MESSAGE_NOT_FOUND';
 
 export class PosternError extends Error {

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
 import { rm } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 import { ALICE, prepareGatewayDir, spawnGateway } from '../helpers/gateway.js';
@@ -41,6 +44,32 @@ describe('stopping the gateway', () => {
       assert.ok(gateway.logs.some((entry) => entry.msg === 'postern stopped'));
     } finally {
       await upstream.close();
+      await rm(prepared.dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('starting the gateway', () => {
+  test('a port already in use stops the start with one clear line and a non-zero exit', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const { port } = blocker.address() as AddressInfo;
+    const prepared = await prepareGatewayDir({
+      upstreamPort: 1,
+      extraYaml: `listeners: { submission: { host: 127.0.0.1, port: ${port} }, submissions: { host: 127.0.0.1, port: 0 } }`,
+    });
+    try {
+      const repo = resolve(import.meta.dirname, '../..');
+      const result = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'src/cli/index.ts'), 'start', '--config', prepared.configFile], {
+        cwd: repo,
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.notEqual(result.status, 0);
+      assert.match(result.stderr, new RegExp(`^postern: Cannot listen on 127\\.0\\.0\\.1:${port} for submission: the address is in use`, 'm'));
+      assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
+    } finally {
+      blocker.close();
       await rm(prepared.dir, { recursive: true, force: true });
     }
   });
