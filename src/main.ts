@@ -103,7 +103,15 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
 
     let redis: Redis | undefined;
     if (config.rateLimit.store === 'redis' && config.rateLimit.url) {
-      redis = new Redis(config.rateLimit.url, { lazyConnect: false, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+      // A Redis that stops answering without closing the connection must fail fast, so rate
+      // limits fall back to memory instead of every message waiting on a rule timeout.
+      redis = new Redis(config.rateLimit.url, {
+        lazyConnect: false,
+        maxRetriesPerRequest: 1,
+        enableOfflineQueue: false,
+        commandTimeout: 500,
+        keepAlive: 10_000,
+      });
       redis.on('error', (err: Error) => logger.warn({ component: 'redis', err: err.message }, 'redis connection problem'));
       const client = redis;
       closers.push(() => void client.disconnect());

@@ -54,7 +54,7 @@ export async function runPolicyTest(config: Config, options: PolicyTestOptions):
   const bytes = options.messageFile ? readFileSync(options.messageFile) : Buffer.from(minimalMessage(options.from, options.to));
   const text = bytes.toString('utf8').replace(/\r?\n/g, '\r\n');
   const message: PolicyMessage = {
-    headers: parseHeaderFields(text.split('\r\n\r\n')[0] ?? ''),
+    headers: parseHeaderFields(text.split('\r\n\r\n')[0] ?? '').fields,
     size: Buffer.byteLength(text),
     open: () => (options.messageFile ? createReadStream(options.messageFile) : Readable.from([Buffer.from(text)])),
   };

@@ -62,7 +62,8 @@ export class PolicyStages {
       client: { address: session.remoteAddress, port: session.remotePort },
       listener: facts.listener,
       ...(session.secure && { tls: { protocol: facts.tlsProtocol, cipher: facts.tlsCipher } }),
-      ...(user && { user: { name: user.name, senders: user.senders, groups: user.groups } }),
+      // Copies, frozen: the session's user must not change for a rule that would write to it.
+      ...(user && { user: Object.freeze({ name: user.name, senders: Object.freeze([...user.senders]), groups: Object.freeze([...user.groups]) }) }),
       ...(session.hostNameAppearsAs && { helo: session.hostNameAppearsAs }),
       envelope: {
         ...(mailFrom && { sender: mailFrom.address }),

@@ -37,6 +37,10 @@ export const replies = {
   // Bare CR or LF inside DATA is how SMTP smuggling hides a second message (CVE-2023-51764);
   // refused as Postfix's smtpd_forbid_bare_newline does.
   bareLineEnding: reply(554, '5.6.0', 'Message contains a bare CR or LF; lines must end with CRLF'),
+  // Every hop must read the same header block: one past the limit Postern parses, or with a
+  // line that is no field, is refused rather than checked in part.
+  headerTooLarge: (limit: number) => reply(552, '5.3.4', `Message header block exceeds ${limit} bytes`),
+  malformedHeader: reply(550, '5.6.0', 'Malformed header: a line that is neither a header field nor a continuation'),
   spoolUnavailable: reply(452, '4.3.1', 'Insufficient system storage, try again later'),
   localError: reply(451, '4.3.0', 'Local error in processing, try again later'),
   dataTimeout: reply(421, '4.4.2', 'Timeout while receiving the message, closing connection'),

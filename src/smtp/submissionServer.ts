@@ -120,7 +120,7 @@ export interface SubmissionListeners {
 
 /** All rules of one stage together must answer within this; a rule's own timeout is shorter. */
 const POLICY_STAGE_TIMEOUT_MS = 30_000;
-/** The header block kept in memory for policy rules; a message whose header block is longer fails policy checks that need it. */
+/** The header block kept in memory for policy rules; a message whose header block is longer is refused. */
 const MAX_HEADER_BLOCK = 256 * 1024;
 
 /** Commands no submission client needs; refused as unrecognised, as Postfix does by default. */
@@ -536,6 +536,9 @@ async function receiveMessage(
     return refuseMessage(replies.spoolUnavailable, 'spool', { err: errorMessage(spoolError) });
   }
 
+  if (headerBlock.truncated) return refuseMessage(replies.headerTooLarge(MAX_HEADER_BLOCK), 'header-too-large');
+  if (headerBlock.malformed) return refuseMessage(replies.malformedHeader, 'malformed-header');
+
   // The data stage: rules see the header fields and can read the message back from the spool.
   const written = incoming;
   let verdict: StageResult;
@@ -543,7 +546,8 @@ async function receiveMessage(
     verdict = await stages.check('data', session, state, {
       queueId: incoming.id,
       message: {
-        headers: headerBlock.fields(),
+        // Frozen: no rule (an operator's module included) can change what the next rule sees.
+        headers: Object.freeze(headerBlock.fields().map((field) => Object.freeze(field))),
         size: bytes,
         open: () => Readable.from(readBack(written)),
       },

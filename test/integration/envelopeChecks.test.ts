@@ -47,4 +47,32 @@ describe('the envelope a user may give', () => {
     const messages = await fixture.upstream.waitFor(before + 1);
     assert.match(messages[before]!.raw.toString(), /^Received: from a\?b\?c\?\?\? \(\[127\.0\.0\.1\]\)\r\n/);
   });
+
+  describe('header blocks every hop must read alike', () => {
+    async function submitRaw(body: string) {
+      const client = await authenticatedClient(fixture.postern.submissionPort, ALICE);
+      await client.command('MAIL FROM:<alice@example.com>');
+      await client.command('RCPT TO:<bob@example.net>');
+      const reply = await client.data(body);
+      await client.quit();
+      return reply;
+    }
+
+    test('a From: written with a space before the colon is still checked', async () => {
+      const reply = await submitRaw('From : ceo@example.org\r\nFrom: alice@example.com\r\nSubject: two froms\r\n\r\nhi\r\n');
+      assert.equal(reply.code, 550);
+      assert.match(reply.last, /ceo@example\.org/);
+    });
+
+    test('a From: hidden past the header size limit is not let through: the message is refused', async () => {
+      const padding = 'X-Pad: '.concat('a'.repeat(990), '\r\n').repeat(300);
+      const reply = await submitRaw(`From: alice@example.com\r\n${padding}From: ceo@example.org\r\nSubject: padded\r\n\r\nhi\r\n`);
+      assert.match(reply.last, /^552 5\.3\.4 Message header block exceeds/);
+    });
+
+    test('a line in the header block that is no field is refused, since parsers disagree on it', async () => {
+      const reply = await submitRaw('From: alice@example.com\r\nnot a header line\r\nFrom: ceo@example.org\r\n\r\nhi\r\n');
+      assert.match(reply.last, /^550 5\.6\.0 Malformed header/);
+    });
+  });
 });

@@ -4,7 +4,7 @@ import { HeaderBlockCollector, parseHeaderFields } from '../../../src/smtp/heade
 
 describe('header block', () => {
   test('fields are split and unfolded, in order, with lower-case keys', () => {
-    assert.deepEqual(parseHeaderFields('From: Alice <a@example.com>\r\nSubject: a long\r\n  folded subject\r\nX-Empty:\r\n\r\nbody'), [
+    assert.deepEqual(parseHeaderFields('From: Alice <a@example.com>\r\nSubject: a long\r\n  folded subject\r\nX-Empty:\r\n\r\nbody').fields, [
       { name: 'From', key: 'from', value: 'Alice <a@example.com>' },
       { name: 'Subject', key: 'subject', value: 'a long  folded subject' },
       { name: 'X-Empty', key: 'x-empty', value: '' },
@@ -33,7 +33,25 @@ describe('header block', () => {
     assert.deepEqual(collector.fields().map((f) => f.key), ['subject']);
   });
 
-  test('lines that are not fields are skipped', () => {
-    assert.deepEqual(parseHeaderFields('Subject: ok\r\nnot a field line\r\nTo: b@example.com').map((f) => f.key), ['subject', 'to']);
+  test('a line that is neither a field nor a continuation makes the block malformed', () => {
+    const parsed = parseHeaderFields('Subject: ok\r\nnot a field line\r\nTo: b@example.com');
+    assert.equal(parsed.malformed, true);
+    assert.equal(parseHeaderFields(' leading continuation\r\nSubject: ok').malformed, true);
+    assert.equal(parseHeaderFields('Subject: ok\r\nTo: b@example.com').malformed, false);
+  });
+
+  test('white space before the colon still names the field, as mail readers read it', () => {
+    assert.deepEqual(parseHeaderFields('From : ceo@example.org\r\nFrom: alice@example.com').fields.map((f) => [f.key, f.value]), [
+      ['from', 'ceo@example.org'],
+      ['from', 'alice@example.com'],
+    ]);
+  });
+
+  test('a header trickled one byte at a time is collected the same, at a cost proportional to its size', () => {
+    const collector = new HeaderBlockCollector(256 * 1024);
+    const text = `Subject: drip\r\n${'X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(3000)}\r\nbody`;
+    for (const byte of Buffer.from(text)) collector.update(Buffer.from([byte]));
+    assert.equal(collector.fields().length, 3001);
+    assert.equal(collector.truncated, false);
   });
 });
