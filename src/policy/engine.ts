@@ -133,11 +133,16 @@ export class PolicyEngine {
     const now = this.clock.now();
     const deadline = Math.min(ctx.deadline, now + rule.timeoutMs);
     const budget = Math.max(0, deadline - now);
-    const ruleCtx: PolicyContext = Object.freeze({ ...ctx, deadline });
+    const abort = new AbortController();
+    const ruleCtx: PolicyContext = Object.freeze({ ...ctx, deadline, signal: abort.signal });
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
       // setTimeout takes at most 2^31-1 ms and fires at once for more; no stage waits that long.
-      timer = setTimeout(() => resolve('timeout'), Math.min(budget, MAX_TIMER_MS));
+      timer = setTimeout(() => {
+        // Not waited for any more: tell the rule, so it stops what it is still doing.
+        abort.abort(new Error('rule timed out'));
+        resolve('timeout');
+      }, Math.min(budget, MAX_TIMER_MS));
     });
     try {
       // Inside then(): a synchronous throw becomes a rejection like an asynchronous one. The

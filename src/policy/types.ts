@@ -66,6 +66,11 @@ export interface PolicyContext {
   readonly message?: PolicyMessage;
   /** Milliseconds since the epoch by which the rule must have answered. */
   readonly deadline: number;
+  /**
+   * Aborted when the rule's time is up: the engine no longer waits for it, so work it still
+   * does (reading the message, DNS look-ups) should stop. Absent outside the engine.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface HeaderToAdd {

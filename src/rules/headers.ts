@@ -134,9 +134,10 @@ function blockedExtensionOf(filename: string, extensions: readonly string[]): st
 type AttachmentFinding = { blocked: string } | { unreadable: true } | undefined;
 
 /** Walks the whole message; the first blocked extension met, or unreadable when mailsplit gives up on its structure. */
-async function findBlockedAttachment(message: Readable, extensions: readonly string[]): Promise<AttachmentFinding> {
+async function findBlockedAttachment(message: Readable, extensions: readonly string[], signal?: AbortSignal): Promise<AttachmentFinding> {
   let finding: AttachmentFinding;
   try {
+    // The signal ends the walk (and closes the file) once the engine has given up on the rule.
     await pipeline(message, new Splitter(), async (items: AsyncIterable<MimeNode | BodyChunk>) => {
       for await (const item of items) {
         // Keep reading after a finding: the stream is a local file and the pipeline must end.
@@ -149,7 +150,7 @@ async function findBlockedAttachment(message: Readable, extensions: readonly str
           }
         }
       }
-    });
+    }, ...(signal ? [{ signal }] : []));
   } catch (err) {
     // Past mailsplit's limits (1000 parts, 1 MiB of header in one part) the structure cannot
     // be checked; the message would fail the same way on every retry.
@@ -191,7 +192,7 @@ const headers: RuleType<HeadersParams> = {
         }
 
         if (params.blockedExtensions.length === 0) return CONTINUE;
-        const finding = await findBlockedAttachment(message.open(), params.blockedExtensions);
+        const finding = await findBlockedAttachment(message.open(), params.blockedExtensions, ctx.signal);
         if (finding === undefined) return CONTINUE;
         if ('unreadable' in finding) return reject('5.6.0', 'the message has too many parts, or too large a part header, to be checked');
         return reject('5.7.1', `attachments of type .${quoted(finding.blocked)} are not accepted`);

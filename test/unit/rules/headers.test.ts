@@ -221,3 +221,14 @@ AAAA
     assert.equal(verdict.action === 'reject' && verdict.text, 'the message has no Message-ID header');
   });
 });
+
+describe('headers rule, once the engine has given up on it', () => {
+  test('stops walking the message when ctx.signal is aborted', async () => {
+    const message = spool.add('From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhi\n--b--\n');
+    const signal = AbortSignal.abort(new Error('rule timed out'));
+    await assert.rejects(
+      Promise.resolve(createRule(headers, BASELINE).evaluate(dataContext(message, { signal }))),
+      /abort|timed out/i,
+    );
+  });
+});
