@@ -1,16 +1,7 @@
-import type { TlsMode } from './loadGenerator.js';
+import type { LoadOptions } from './loadGenerator.js';
 
-export interface ScenarioOptions {
-  tls: TlsMode;
-  /** Workers sending at once; for an idle-sessions scenario, the sessions held open. */
-  concurrency: number;
-  messages?: number;
-  durationMs?: number;
-  /** Bytes per message, header included. */
-  size: number;
-  recipients: number;
-  connectionPerMessage: boolean;
-}
+/** What a scenario fixes about the load; the rest (target, credentials, run id) comes from the run. */
+export type ScenarioOptions = Pick<LoadOptions, 'tls' | 'concurrency' | 'messages' | 'durationMs' | 'size' | 'recipients' | 'connectionPerMessage'>;
 
 export interface Scenario {
   /** Stable: the README and issue notes quote these names. */
