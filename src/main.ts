@@ -7,7 +7,12 @@ import { LoginLockout } from './auth/lockout.js';
 import { UserStore } from './auth/userStore.js';
 import { VerifiedLoginCache } from './auth/verifiedLoginCache.js';
 import { DeliveryQueue } from './delivery/deliveryQueue.js';
-import { SmarthostSender } from './delivery/smarthostSender.js';
+import { MtaStsResolver } from './delivery/mtaSts.js';
+import { RoutedTransport } from './delivery/routedTransport.js';
+import { SenderNotifier } from './delivery/senderNotifier.js';
+import { controlSocketPath } from './control/controlSocketPath.js';
+import { startControlServer } from './control/controlServer.js';
+import { readFileSync } from 'node:fs';
 import { createNodeResolver } from './dns/nodeResolver.js';
 import { startHttpEndpoints, type HttpEndpoints } from './http/httpServer.js';
 import { Readiness } from './http/readiness.js';
@@ -164,23 +169,46 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     const spool = await Spool.open({ dir: config.spool.dir, logger: logger.child({ component: 'spool' }), clock });
     metrics.watchSpool(spool, clock);
 
-    const smarthost = config.delivery.smarthost;
-    if (!smarthost) throw new Error('delivery.smarthost is required');
-    const sender = new SmarthostSender(smarthost, logger.child({ component: 'delivery' }), {
-      clientHostname: config.hostname,
-      maxConnections: config.delivery.concurrency,
+    const deliveryLogger = logger.child({ component: 'delivery' });
+    const { delivery: deliveryConfig } = config;
+    // Delivery asks its own DNS servers when configured (tests point them at loopback).
+    const deliveryResolver = createNodeResolver({ servers: deliveryConfig.mx.dnsServers });
+    const mtaSts = deliveryConfig.mx.mtaSts.enabled
+      ? new MtaStsResolver({
+          resolver: deliveryResolver,
+          clock,
+          logger: deliveryLogger,
+          httpsPort: deliveryConfig.mx.mtaSts.httpsPort,
+          ...(deliveryConfig.mx.ca !== undefined && { ca: readFileSync(deliveryConfig.mx.ca) }),
+        })
+      : undefined;
+    const transport = new RoutedTransport({
+      config,
+      logger: deliveryLogger,
+      resolver: deliveryResolver,
+      ...(mtaSts && { mtaSts: (domain: string) => mtaSts.policyFor(domain) }),
     });
     const delivery = new DeliveryQueue({
       spool,
-      sender,
+      transport,
+      notifier: new SenderNotifier({
+        spool,
+        hostname: config.hostname,
+        delayWarningMs: deliveryConfig.delayWarning,
+        maxAgeMs: deliveryConfig.retry.maxAge,
+        logger: deliveryLogger,
+      }),
       clock,
-      logger: logger.child({ component: 'delivery' }),
-      retry: { schedule: config.delivery.retry.schedule, maxAgeMs: config.delivery.retry.maxAge },
-      concurrency: config.delivery.concurrency,
+      logger: deliveryLogger,
+      retry: { schedule: deliveryConfig.retry.schedule, maxAgeMs: deliveryConfig.retry.maxAge, jitter: deliveryConfig.retry.jitter },
+      concurrency: deliveryConfig.concurrency,
     });
     delivery.onAttempt(deliveryAttemptCounter(metrics));
     delivery.start();
     closers.push(() => delivery.stop(config.shutdown.gracePeriod));
+    // `postern queue` reaches the running queue here, so its commands never race the workers.
+    const control = await startControlServer({ path: controlSocketPath(config.spool.dir), control: delivery, logger: logger.child({ component: 'control' }) });
+    closers.push(() => control.close());
 
     const smtp = await startSubmissionListeners({
       config,
@@ -226,7 +254,13 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     probe.markStarted();
 
     logger.info(
-      { hostname: config.hostname, spool: config.spool.dir, smarthost: `${smarthost.host}:${smarthost.port}` },
+      {
+        hostname: config.hostname,
+        spool: config.spool.dir,
+        delivery: deliveryConfig.mode,
+        ...(deliveryConfig.smarthost && { smarthost: `${deliveryConfig.smarthost.host}:${deliveryConfig.smarthost.port}` }),
+        routes: deliveryConfig.routes.length,
+      },
       'postern started',
     );
 

@@ -25,7 +25,11 @@ export function formatConfigSummary(config: Config): string {
       `${config.limits.maxConnections} connections (${config.limits.maxConnectionsPerIp} per IP)`,
     `spool: ${config.spool.dir}`,
     `delivery: ${config.delivery.mode}` +
-      (smarthost ? ` via ${smarthost.host}:${smarthost.port} (${smarthost.tls}${smarthost.auth ? `, AUTH as ${smarthost.auth.user}` : ''})` : ''),
+      (smarthost ? ` via ${smarthost.host}:${smarthost.port} (${smarthost.tls}${smarthost.auth ? `, AUTH as ${smarthost.auth.user}` : ''})` : '') +
+      (config.delivery.mode === 'mx' ? ` (port ${config.delivery.mx.port}, TLS ${config.delivery.mx.tls}, MTA-STS ${config.delivery.mx.mtaSts.enabled ? 'on' : 'off'})` : ''),
+    ...config.delivery.routes.map(
+      (route) => `  route ${route.domains.join(', ')} -> ${route.via === 'relay' && route.relay ? `${route.relay.host}:${route.relay.port} (${route.relay.tls})` : route.via}`,
+    ),
     `retry: ${config.delivery.retry.schedule.map(formatDuration).join(', ')}; give up after ${formatDuration(config.delivery.retry.maxAge)}`,
     `rate limits: ${config.rateLimit.store}`,
   ].join('\n');

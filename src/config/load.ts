@@ -105,13 +105,16 @@ function resolvePaths(config: Config, base: string): Config {
     policies: { ...config.policies, dir: at(config.policies.dir) },
     delivery: {
       ...config.delivery,
-      smarthost: config.delivery.smarthost && {
-        ...config.delivery.smarthost,
-        ...(config.delivery.smarthost.ca ? { ca: at(config.delivery.smarthost.ca) } : {}),
-      },
+      smarthost: config.delivery.smarthost && withCa(config.delivery.smarthost, at),
+      mx: withCa(config.delivery.mx, at),
+      routes: config.delivery.routes.map((route) => (route.relay ? { ...route, relay: withCa(route.relay, at) } : route)),
     },
     dkim: { ...config.dkim, keys: config.dkim.keys.map((k) => ({ ...k, keyFile: at(k.keyFile) })) },
   };
+}
+
+function withCa<T extends { ca?: string | undefined }>(settings: T, at: (p: string) => string): T {
+  return settings.ca ? { ...settings, ca: at(settings.ca) } : settings;
 }
 
 function deepFreeze<T>(value: T): T {

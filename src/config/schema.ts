@@ -50,22 +50,57 @@ const listener = (defaultPort: number, defaultTls: 'starttls' | 'implicit') =>
     })
     .prefault({});
 
-const smarthost = z.strictObject({
-  host: z.string().min(1),
-  port: port().prefault(587),
-  /** starttls (required, not opportunistic), implicit TLS, or none (trusted networks only). */
-  tls: z.enum(['starttls', 'implicit', 'none']).default('starttls'),
-  /** Verify the smarthost's certificate against the system CAs (or `ca`). */
-  verifyCertificate: z.boolean().default(true),
-  /** Extra CA certificate (PEM file) to trust for the smarthost, e.g. an internal CA. */
-  ca: z.string().optional(),
-  auth: z.strictObject({ user: z.string().min(1), pass: z.string() }).optional(),
-});
+/** A next hop reached by name: the smarthost, or a fixed relay host a route names. */
+const relayHost = (defaultPort: number, defaultTls: 'starttls' | 'opportunistic') =>
+  z.strictObject({
+    host: z.string().min(1),
+    port: port().prefault(defaultPort),
+    /**
+     * starttls: the upgrade is required, never plaintext. implicit: TLS from the first byte.
+     * opportunistic: STARTTLS when offered, plaintext otherwise (internal servers without TLS).
+     * none: plaintext (trusted networks only).
+     */
+    tls: z.enum(['starttls', 'implicit', 'opportunistic', 'none']).default(defaultTls),
+    /** Verify the host's certificate against the system CAs (or `ca`). */
+    verifyCertificate: z.boolean().default(true),
+    /** Extra CA certificate (PEM file) to trust for this host, e.g. an internal CA. */
+    ca: z.string().optional(),
+    auth: z.strictObject({ user: z.string().min(1), pass: z.string() }).optional(),
+  });
 
-const route = z.strictObject({
-  domains: z.array(z.string().min(1)).min(1),
-  smarthost: smarthost.optional(),
-});
+const smarthost = relayHost(587, 'starttls');
+
+/**
+ * A domain a route matches: `example.com` exactly, or `*.example.com` for any name below it
+ * (not example.com itself; list both for both). Compared case-insensitively, as A-labels.
+ */
+const routeDomain = z
+  .string()
+  .regex(/^(\*\.)?[^\s@*]+$/, 'must be a domain, or *. followed by a domain')
+  .transform((domain) => domain.toLowerCase().replace(/\.$/, ''));
+
+/** TLS toward MX hosts: opportunistic (Postfix "may") or required ("encrypt"). */
+const mxTls = z.enum(['opportunistic', 'require']);
+
+const route = z
+  .strictObject({
+    domains: z.array(routeDomain).min(1),
+    /** smarthost: delivery.smarthost. mx: direct by MX. relay: the host given in `relay`. */
+    via: z.enum(['smarthost', 'mx', 'relay']),
+    /** The fixed next hop for `via: relay`, e.g. the internal mail server. */
+    relay: relayHost(25, 'starttls').optional(),
+    /** For `via: mx`: TLS toward this route's MX hosts, instead of delivery.mx.tls. */
+    tls: mxTls.optional(),
+    /** For `via: mx`: verify MX certificates (name and chain), instead of delivery.mx.verifyCertificate. */
+    verifyCertificate: z.boolean().optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (r.via === 'relay' && !r.relay) ctx.addIssue({ code: 'custom', path: ['relay'], message: 'is required when via is relay' });
+    if (r.via !== 'relay' && r.relay) ctx.addIssue({ code: 'custom', path: ['relay'], message: 'is only for via: relay' });
+    if (r.via !== 'mx' && (r.tls !== undefined || r.verifyCertificate !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: 'tls and verifyCertificate are only for via: mx; a relay has its own' });
+    }
+  });
 
 const dkimKey = z.strictObject({
   domain: z.string().min(1),
@@ -149,10 +184,41 @@ export const configSchema = z.strictObject({
   spool: z.strictObject({ dir: z.string().min(1).default('data/spool') }).prefault({}),
   delivery: z
     .strictObject({
-      /** Only smarthost relaying exists today; direct MX delivery comes with the delivery engine. */
-      mode: z.literal('smarthost').default('smarthost'),
+      /**
+       * The next hop of every domain no route names: mx (direct) or smarthost. Unset: smarthost
+       * when one is configured, else mx, so a configuration naming a smarthost never starts
+       * delivering directly by surprise.
+       */
+      mode: z.enum(['mx', 'smarthost']).optional(),
       smarthost: smarthost.optional(),
-      routes: z.array(route).max(0, 'per-domain routes are not supported yet').default([]),
+      /** Per-domain next hops, e.g. the organisation's own domains to its internal server. */
+      routes: z.array(route).default([]),
+      mx: z
+        .strictObject({
+          /** Port of MX hosts: 25, except to test against servers on loopback. */
+          port: port().prefault(25),
+          /** DNS servers ("127.0.0.1:5353") for MX, address and MTA-STS lookups; empty: the system's. */
+          dnsServers: z.array(z.string().min(1)).default([]),
+          /** opportunistic: STARTTLS when offered, unverified, plaintext otherwise (RFC 3207, Postfix "may"). */
+          tls: mxTls.default('opportunistic'),
+          /** Verify MX certificates; with tls: require this is Postfix's "secure". */
+          verifyCertificate: z.boolean().default(false),
+          /** Extra CA certificates (PEM file) to trust besides the system's, for MX hosts and MTA-STS. */
+          ca: z.string().optional(),
+          /** Connections open to one destination domain at once (Postfix default_destination_concurrency_limit). */
+          maxConnectionsPerDomain: z.number().int().min(1).max(100).default(10),
+          /** Giving up on a host that does not answer the TCP connection (Postfix smtp_connect_timeout). */
+          connectTimeout: duration().prefault('30s'),
+          mtaSts: z
+            .strictObject({
+              /** Honour recipient domains' MTA-STS policies (RFC 8461). */
+              enabled: z.boolean().default(true),
+              /** Port of policy hosts' HTTPS servers: 443, except in tests. */
+              httpsPort: port().prefault(443),
+            })
+            .prefault({}),
+        })
+        .prefault({}),
       /** Messages being delivered at once. */
       concurrency: z.number().int().min(1).max(1000).default(8),
       retry: z
@@ -161,13 +227,22 @@ export const configSchema = z.strictObject({
           schedule: z.array(duration()).min(1).prefault(['1m', '5m', '15m', '30m', '1h', '2h', '4h']),
           /** A message still undelivered this long after it was accepted has failed. */
           maxAge: duration().prefault('5d'),
+          /** Each wait varies at random by up to this fraction either way, so deferred messages do not return in a burst. */
+          jitter: z.number().min(0).max(0.5).default(0.1),
         })
         .prefault({}),
+      /**
+       * Tell the sender once when a message is still undelivered this long after it was
+       * accepted (Postfix delay_warning_time); 0 sends no warning.
+       */
+      delayWarning: duration().prefault('0s'),
     })
     .prefault({})
+    .transform((delivery) => ({ ...delivery, mode: delivery.mode ?? (delivery.smarthost ? ('smarthost' as const) : ('mx' as const)) }))
     .superRefine((delivery, ctx) => {
-      if (delivery.mode === 'smarthost' && !delivery.smarthost) {
-        ctx.addIssue({ code: 'custom', path: ['smarthost'], message: 'is required when delivery.mode is smarthost' });
+      const needsSmarthost = delivery.mode === 'smarthost' || delivery.routes.some((r) => r.via === 'smarthost');
+      if (needsSmarthost && !delivery.smarthost) {
+        ctx.addIssue({ code: 'custom', path: ['smarthost'], message: 'is required when delivery.mode or a route is smarthost' });
       }
     }),
   rateLimit: z
@@ -207,3 +282,6 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type ListenerName = keyof Config['listeners'];
 export type ListenerConfig = Config['listeners'][ListenerName];
 export type SmarthostConfig = z.output<typeof smarthost>;
+export type RelayConfig = SmarthostConfig;
+export type RouteConfig = z.output<typeof route>;
+export type DeliveryConfig = Config['delivery'];

@@ -1,26 +1,49 @@
 import type { Spool } from '../spool/spool.js';
-import { outgoingSize, type Envelope, type RecipientState } from '../spool/envelope.js';
+import { copyEnvelope, outgoingSize, type Envelope, type RecipientState } from '../spool/envelope.js';
 import { hasExpired, nextAttemptAt } from '../spool/retrySchedule.js';
 import type { Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import type { DeliveryAttempt, MessageSender, RecipientResult } from './smarthostSender.js';
+import { DueQueue } from './dueQueue.js';
+import { RETURNED_BY_OPERATOR, type QueueControl } from './queueControl.js';
+import type { SenderNotifier } from './senderNotifier.js';
+import type { DeliveryAttempt, MessageSender, OutgoingMessage, RecipientResult } from './smarthostSender.js';
 
 export interface RetryPolicy {
   /** Waits after the 1st, 2nd, ... attempt that left recipients pending; the last repeats. */
   schedule: number[];
   /** A temporary failure of a message older than this is final. */
   maxAgeMs: number;
+  /** Each wait varies by up to this fraction either way (see nextAttemptAt). */
+  jitter?: number;
+}
+
+/** One SMTP transaction of an attempt: some of the recipients, and how to reach their next hop. */
+export interface Transaction {
+  recipients: string[];
+  send(message: OutgoingMessage): Promise<DeliveryAttempt>;
+}
+
+/** Splits the pending recipients of a message into transactions (routing). */
+export interface Transport {
+  plan(recipients: string[]): Transaction[];
+  close(): void;
 }
 
 export interface DeliveryQueueOptions {
   spool: Spool;
-  sender: MessageSender;
+  /** Routing and next hops; or `sender` for one next hop taking every recipient. */
+  transport?: Transport;
+  sender?: MessageSender;
+  /** Bounces and delay warnings; without one, failures are only logged. */
+  notifier?: SenderNotifier;
   clock: Clock;
   logger: Logger;
   retry: RetryPolicy;
   /** Messages being sent at once. */
   concurrency: number;
+  /** [0,1) randomness for the retry jitter. */
+  random?: () => number;
 }
 
 export type AttemptResult = 'delivered' | 'deferred' | 'failed' | 'partial';
@@ -43,29 +66,30 @@ export type AttemptListener = (report: AttemptReport) => void;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * The delivery workers: take due messages from the spool index, at most `concurrency` at
- * once, send each to its pending recipients, record the per-recipient outcome, and sleep on
- * one timer until the next message is due.
+ * The delivery workers: take due messages from the spool, at most `concurrency` at once, send
+ * each to its pending recipients (one transaction per next hop), record the per-recipient
+ * outcome, tell the sender what failed, and sleep on one timer until the next message is due.
  *
- * The spool is the single source of truth: the state of an attempt is written to disk before
- * the message can be attempted again, and a message is never in two attempts at once.
+ * The spool is the single source of truth: the state of each transaction is written to disk
+ * before the message can be attempted again, and a message is never in two attempts at once.
+ * A message with several transactions records each as it ends, so a crash repeats at most
+ * the transaction that was running.
  */
-export class DeliveryQueue {
+export class DeliveryQueue implements QueueControl {
   private readonly spool: Spool;
-  private readonly sender: MessageSender;
+  private readonly transport: Transport;
+  private readonly notifier: SenderNotifier | undefined;
   private readonly clock: Clock;
   private readonly logger: Logger;
-  private readonly retry: RetryPolicy;
+  private readonly retryPolicy: RetryPolicy;
   private readonly concurrency: number;
+  private readonly random: () => number;
 
+  private readonly due = new DueQueue();
   private readonly inFlight = new Map<string, Promise<void>>();
-  /**
-   * Messages whose state could not be recorded, with the time to try again. The spool index
-   * still holds the state from before that attempt, so without this hold the message would
-   * be due again at once and the next hop hammered while the disk is failing.
-   */
-  private readonly held = new Map<string, number>();
-  /** Messages to attempt at the next chance regardless of their schedule (retryAll). */
+  /** Messages an operator's command is working on; no attempt starts meanwhile. */
+  private readonly locked = new Set<string>();
+  /** In flight when an operator asked for a retry: due at once when the attempt ends. */
   private readonly forced = new Set<string>();
   private readonly listeners = new Set<AttemptListener>();
   private timer: NodeJS.Timeout | undefined;
@@ -77,25 +101,33 @@ export class DeliveryQueue {
       throw new RangeError(`delivery concurrency must be a whole number of at least 1, got ${options.concurrency}`);
     }
     if (options.retry.schedule.length === 0) throw new RangeError('the retry schedule must list at least one wait');
+    const transport = options.transport ?? (options.sender && singleHop(options.sender));
+    if (!transport) throw new TypeError('a delivery queue needs a transport or a sender');
     this.spool = options.spool;
-    this.sender = options.sender;
+    this.transport = transport;
+    this.notifier = options.notifier;
     this.clock = options.clock;
     this.logger = options.logger;
-    this.retry = options.retry;
+    this.retryPolicy = options.retry;
     this.concurrency = options.concurrency;
+    this.random = options.random ?? Math.random;
   }
 
   /** Start delivering: whatever is due now, each new commit at once, the rest when due. */
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.unsubscribe = this.spool.onCommitted(() => this.pump());
+    for (const envelope of this.spool.queued()) this.due.schedule(envelope.id, envelope.nextAttemptAt);
+    this.unsubscribe = this.spool.onCommitted((envelope) => {
+      this.due.schedule(envelope.id, envelope.nextAttemptAt);
+      this.pump();
+    });
     this.pump();
   }
 
   /**
    * Stop taking work, wait up to `timeoutMs` for the sends in flight, then close the
-   * sender. A send still running after the timeout is left to finish or fail; its message
+   * transport. A send still running after the timeout is left to finish or fail; its message
    * stays in the spool with the last recorded state, so nothing is lost, at worst sent twice.
    */
   async stop(timeoutMs: number): Promise<void> {
@@ -114,14 +146,56 @@ export class DeliveryQueue {
         this.logger.warn({ inFlight: this.inFlight.size }, 'delivery stopped with sends still in flight; they stay queued');
       }
     }
-    this.sender.close();
+    this.transport.close();
   }
 
   /** Attempt every queued message now, whatever its schedule says (an operator's flush). */
   retryAll(): void {
-    for (const envelope of this.spool.list()) this.forced.add(envelope.id);
-    this.held.clear();
-    this.pump();
+    void this.retryNow();
+  }
+
+  list(): Envelope[] {
+    return this.spool.list();
+  }
+
+  get(id: string): Envelope | undefined {
+    return this.spool.get(id);
+  }
+
+  async retry(id?: string): Promise<number> {
+    return this.retryNow(id);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return this.whileLocked(id, async () => {
+      if (!this.spool.has(id)) return false;
+      await this.spool.remove(id);
+      this.due.remove(id);
+      this.logger.info({ queueId: id }, 'message deleted from the queue by the operator');
+      return true;
+    });
+  }
+
+  async bounce(id: string): Promise<boolean> {
+    const found = await this.whileLocked(id, async () => {
+      const envelope = this.spool.get(id);
+      if (!envelope) return false;
+      const now = this.clock.now();
+      for (const recipient of envelope.recipients) {
+        if (recipient.status !== 'pending') continue;
+        recipient.status = 'failed';
+        recipient.lastReply = RETURNED_BY_OPERATOR;
+        recipient.lastAttemptAt = now;
+      }
+      this.notifier?.plan(envelope, now);
+      envelope.nextAttemptAt = now;
+      await this.spool.update(envelope);
+      this.logger.info({ queueId: id }, 'message returned to the sender by the operator');
+      return true;
+    });
+    // The attempt that follows finds nothing pending: it queues the bounce and removes the message.
+    if (found) this.retryNow(id);
+    return found;
   }
 
   /** Called after each attempt once its outcome is recorded. Returns the unsubscribe function. */
@@ -137,40 +211,47 @@ export class DeliveryQueue {
     return this.inFlight.size;
   }
 
+  private retryNow(id?: string): number {
+    const ids = id === undefined ? this.spool.list().map((e) => e.id) : this.spool.has(id) ? [id] : [];
+    for (const each of ids) {
+      if (this.inFlight.has(each)) this.forced.add(each);
+      else this.due.schedule(each, 0);
+    }
+    this.pump();
+    return ids.length;
+  }
+
+  /** Run an operator's change with no attempt of the message in flight or starting. */
+  private async whileLocked<T>(id: string, task: () => Promise<T>): Promise<T> {
+    while (this.locked.has(id)) await new Promise((resolve) => setTimeout(resolve, 10));
+    this.locked.add(id);
+    try {
+      await this.inFlight.get(id);
+      return await task();
+    } finally {
+      this.locked.delete(id);
+      const envelope = this.spool.get(id);
+      if (envelope && !this.due.has(id)) this.due.schedule(id, envelope.nextAttemptAt);
+      this.pump();
+    }
+  }
+
   /** Start what is due, as far as free slots allow, then sleep until the next due time. */
   private pump(): void {
     if (!this.running) return;
     this.clearTimer();
     const now = this.clock.now();
-    let nextDue = Number.POSITIVE_INFINITY;
-    const toStart: string[] = [];
-    let slots = this.concurrency - this.inFlight.size;
-    for (const envelope of this.spool.queued()) {
-      if (this.inFlight.has(envelope.id)) continue;
-      const due = this.dueAt(envelope);
-      if (due > now) {
-        nextDue = Math.min(nextDue, due);
-        continue;
-      }
-      if (slots === 0) {
-        // No free slot; a finishing attempt pumps again.
-        nextDue = Number.POSITIVE_INFINITY;
-        break;
-      }
-      toStart.push(envelope.id);
-      slots -= 1;
-    }
-    // Started after the scan: beginning an attempt must not change the index mid-iteration.
-    for (const id of toStart) {
+    while (this.inFlight.size < this.concurrency) {
+      const id = this.due.takeDue(now);
+      if (id === undefined) break;
+      // A locked message is rescheduled when its operator's command ends.
+      if (this.locked.has(id) || this.inFlight.has(id)) continue;
       const envelope = this.spool.get(id);
       if (envelope) this.begin(envelope);
     }
-    if (Number.isFinite(nextDue)) this.sleepUntil(nextDue, now);
-  }
-
-  private dueAt(envelope: Readonly<Envelope>): number {
-    if (this.forced.has(envelope.id)) return Number.NEGATIVE_INFINITY;
-    return Math.max(envelope.nextAttemptAt, this.held.get(envelope.id) ?? 0);
+    if (this.inFlight.size >= this.concurrency) return; // a finishing attempt pumps again
+    const next = this.due.peekDue();
+    if (next !== undefined) this.sleepUntil(next, now);
   }
 
   private sleepUntil(due: number, now: number): void {
@@ -185,34 +266,98 @@ export class DeliveryQueue {
   }
 
   private begin(envelope: Envelope): void {
-    this.forced.delete(envelope.id);
     const run = this.attempt(envelope)
+      .then((nextDue) => {
+        if (nextDue !== undefined) this.due.schedule(envelope.id, this.forced.has(envelope.id) ? 0 : nextDue);
+      })
       .catch((err) => {
         // attempt() handles its own failures; this is the last line against a crash.
         this.logger.error({ queueId: envelope.id, err: errorMessage(err) }, 'delivery attempt failed unexpectedly');
-        this.held.set(envelope.id, this.clock.now() + this.retry.schedule[0]!);
+        this.due.schedule(envelope.id, this.clock.now() + this.retryPolicy.schedule[0]!);
       })
       .finally(() => {
+        this.forced.delete(envelope.id);
         this.inFlight.delete(envelope.id);
         this.pump();
       });
     this.inFlight.set(envelope.id, run);
   }
 
-  private async attempt(envelope: Envelope): Promise<void> {
-    const pending = envelope.recipients.filter((r) => r.status === 'pending');
-    if (pending.length === 0) {
-      // Settled before a crash kept it from being removed.
-      await this.removeSettled(envelope);
-      return;
+  /** One attempt; resolves with when the message is due next, or undefined once it left the queue. */
+  private async attempt(envelope: Envelope): Promise<number | undefined> {
+    const state = copyEnvelope(envelope);
+    const results: AttemptReport['recipients'] = [];
+    const pending = state.recipients.filter((r) => r.status === 'pending');
+    if (pending.length > 0) {
+      state.attempts += 1;
+      const transactions = this.transport.plan(pending.map((r) => r.address));
+      await Promise.all(
+        transactions.map(async (transaction) => {
+          const attempt = await this.send(state, transaction);
+          const now = this.clock.now();
+          const expired = hasExpired({ receivedAt: state.receivedAt, now, maxAgeMs: this.retryPolicy.maxAgeMs });
+          for (const address of transaction.recipients) {
+            const recipient = state.recipients.find((r) => r.status === 'pending' && r.address === address);
+            if (!recipient) continue;
+            const result = attempt.recipients.find((r) => r.address === address) ?? {
+              address,
+              outcome: 'deferred' as const,
+              reply: 'no result for this recipient',
+            };
+            const gaveUp = result.outcome === 'deferred' && expired;
+            applyResult(recipient, result, gaveUp, now);
+            results.push({ ...result, outcome: gaveUp ? 'failed' : result.outcome, expired: gaveUp });
+          }
+          // With several transactions, each is recorded as it ends: a crash now must not send
+          // this one's recipients again because another is still running.
+          if (transactions.length > 1) await this.recordProgress(state);
+        }),
+      );
     }
 
-    let attempt: DeliveryAttempt;
+    const now = this.clock.now();
+    const stillPending = state.recipients.some((r) => r.status === 'pending');
+    if (stillPending && pending.length > 0) {
+      state.nextAttemptAt = nextAttemptAt({
+        attempts: state.attempts,
+        now,
+        schedule: this.retryPolicy.schedule,
+        jitter: this.retryPolicy.jitter ?? 0,
+        random: this.random,
+      });
+    }
+    this.notifier?.plan(state, now);
+    const report: AttemptReport = { id: state.id, result: summarize(results), recipients: results, envelope: state, removed: false };
+    if (results.length > 0) this.logAttempt(report);
+
     try {
-      attempt = await this.sender.send({
+      const owes = this.notifier?.owes(state) ?? false;
+      if (stillPending || owes) await this.spool.update(state);
+      if (owes) {
+        await this.notifier!.send(state, now);
+        if (stillPending) await this.spool.update(state);
+      }
+      if (!stillPending) {
+        await this.spool.remove(state.id);
+        report.removed = true;
+      }
+    } catch (err) {
+      this.logger.error(
+        { queueId: state.id, err: errorMessage(err) },
+        'cannot record the delivery state; the message is retried later and pending recipients may receive it twice',
+      );
+      return now + this.retryPolicy.schedule[0]!;
+    }
+    this.notify(report);
+    return report.removed ? undefined : state.nextAttemptAt;
+  }
+
+  private async send(envelope: Envelope, transaction: Transaction): Promise<DeliveryAttempt> {
+    try {
+      return await transaction.send({
         id: envelope.id,
         sender: envelope.sender,
-        recipients: pending.map((r) => r.address),
+        recipients: transaction.recipients,
         message: () => this.spool.openMessage(envelope.id),
         size: outgoingSize(envelope),
         eightBitMime: envelope.bodyType === '8bitmime',
@@ -220,62 +365,20 @@ export class DeliveryQueue {
     } catch (err) {
       // A sender is not supposed to throw; treat it as a failure to reach the next hop.
       const reply = `send failed: ${errorMessage(err)}`;
-      attempt = { recipients: pending.map((r) => ({ address: r.address, outcome: 'deferred', reply })) };
-    }
-
-    const now = this.clock.now();
-    const expired = hasExpired({ receivedAt: envelope.receivedAt, now, maxAgeMs: this.retry.maxAgeMs });
-    const updated: Envelope = { ...envelope, attempts: envelope.attempts + 1, recipients: envelope.recipients.map((r) => ({ ...r })) };
-    const results: AttemptReport['recipients'] = [];
-    for (const recipient of updated.recipients) {
-      if (recipient.status !== 'pending') continue;
-      const result = attempt.recipients.find((r) => r.address === recipient.address) ?? {
-        address: recipient.address,
-        outcome: 'deferred' as const,
-        reply: 'no result for this recipient',
-      };
-      const gaveUp = result.outcome === 'deferred' && expired;
-      applyResult(recipient, result, gaveUp, now);
-      results.push({ ...result, outcome: gaveUp ? 'failed' : result.outcome, expired: gaveUp });
-    }
-
-    const stillPending = updated.recipients.some((r) => r.status === 'pending');
-    if (stillPending) updated.nextAttemptAt = nextAttemptAt({ attempts: updated.attempts, now, schedule: this.retry.schedule });
-
-    const report: AttemptReport = { id: envelope.id, result: summarize(results), recipients: results, envelope: updated, removed: false };
-    this.logAttempt(report);
-
-    try {
-      if (stillPending) {
-        await this.spool.update(updated);
-      } else {
-        await this.spool.remove(envelope.id);
-        report.removed = true;
-      }
-      this.held.delete(envelope.id);
-    } catch (err) {
-      this.held.set(envelope.id, now + this.retry.schedule[0]!);
-      this.logger.error(
-        { queueId: envelope.id, err: errorMessage(err) },
-        'cannot record the delivery state; the message is retried later and pending recipients may receive it twice',
-      );
-      return;
-    }
-    this.notify(report);
-  }
-
-  private async removeSettled(envelope: Envelope): Promise<void> {
-    try {
-      await this.spool.remove(envelope.id);
-      this.held.delete(envelope.id);
-      this.notify({ id: envelope.id, result: summarize([]), recipients: [], envelope, removed: true });
-    } catch (err) {
-      this.held.set(envelope.id, this.clock.now() + this.retry.schedule[0]!);
-      this.logger.error({ queueId: envelope.id, err: errorMessage(err) }, 'cannot remove a settled message from the spool');
+      return { recipients: transaction.recipients.map((address) => ({ address, outcome: 'deferred', reply })) };
     }
   }
 
-  /** One line per attempt; a failed recipient also gets its own line (bounces will follow it). */
+  private async recordProgress(state: Envelope): Promise<void> {
+    try {
+      await this.spool.update(copyEnvelope(state));
+    } catch (err) {
+      // The final record of the attempt tries again; only the crash window grows.
+      this.logger.warn({ queueId: state.id, err: errorMessage(err) }, 'cannot record a finished transaction yet');
+    }
+  }
+
+  /** One line per attempt; a failed recipient also gets its own line. */
   private logAttempt(report: AttemptReport): void {
     const { recipients } = report;
     const count = (outcome: RecipientResult['outcome']) => recipients.filter((r) => r.outcome === outcome).length;
@@ -291,6 +394,7 @@ export class DeliveryQueue {
       failed: count('failed'),
       attempt: report.envelope.attempts,
       reply: telling?.reply,
+      ...(telling?.remoteMta !== undefined && { remoteMta: telling.remoteMta }),
       ...(report.result !== 'delivered' && report.result !== 'failed' && { nextAttemptAt: new Date(report.envelope.nextAttemptAt).toISOString() }),
     };
     const level = report.result === 'delivered' ? 'info' : 'warn';
@@ -298,7 +402,7 @@ export class DeliveryQueue {
     for (const r of recipients) {
       if (r.outcome !== 'failed') continue;
       this.logger.warn(
-        { queueId: report.id, recipient: r.address, reply: r.reply, expired: r.expired },
+        { queueId: report.id, recipient: r.address, reply: r.reply, expired: r.expired, bounce: report.envelope.sender !== '' },
         r.expired ? 'recipient failed: gave up after the maximum queue age' : 'recipient failed: refused by the next hop',
       );
     }
@@ -315,10 +419,20 @@ export class DeliveryQueue {
   }
 }
 
+/** Every recipient to the one next hop. */
+function singleHop(sender: MessageSender): Transport {
+  return {
+    plan: (recipients) => [{ recipients, send: (message) => sender.send(message) }],
+    close: () => sender.close(),
+  };
+}
+
 function applyResult(recipient: RecipientState, result: RecipientResult, gaveUp: boolean, now: number): void {
   recipient.attempts += 1;
   recipient.lastAttemptAt = now;
   recipient.lastReply = gaveUp ? `${result.reply} (gave up: message exceeded the maximum queue age)` : result.reply;
+  if (result.remoteMta !== undefined) recipient.remoteMta = result.remoteMta;
+  else delete recipient.remoteMta;
   if (result.outcome === 'delivered') recipient.status = 'delivered';
   else if (result.outcome === 'failed' || gaveUp) recipient.status = 'failed';
 }

@@ -33,6 +33,8 @@ export interface RecipientResult {
   outcome: DeliveryOutcome;
   /** The remote server's reply for this recipient, or what kept us from getting one. */
   reply: string;
+  /** The host that gave the reply, when a server did (named in bounces as Remote-MTA). */
+  remoteMta?: string;
 }
 
 export interface DeliveryAttempt {
@@ -66,6 +68,7 @@ export interface SmarthostSenderOptions {
 export class SmarthostSender implements MessageSender {
   private readonly pool: SmtpConnectionPool;
   private readonly target: string;
+  private readonly host: string;
   /**
    * Normalises envelope addresses exactly as nodemailer's sendMail() did before handing them
    * to the connection (IDN domains to A-labels, odd local parts quoted, duplicates dropped);
@@ -79,6 +82,7 @@ export class SmarthostSender implements MessageSender {
     options: SmarthostSenderOptions = {},
   ) {
     this.target = `${config.host}:${config.port}`;
+    this.host = config.host;
     const ca = config.ca === undefined ? undefined : readCa(config.ca);
     this.pool = new SmtpConnectionPool({
       connection: {
@@ -86,8 +90,10 @@ export class SmarthostSender implements MessageSender {
         port: config.port,
         // implicit: TLS from the first byte (RFC 8314). starttls: the upgrade is required, a
         // server that does not offer it fails the attempt instead of getting plaintext.
+        // opportunistic: upgrade when offered, go on in plaintext when the server says no.
         secure: config.tls === 'implicit',
         requireTLS: config.tls === 'starttls',
+        opportunisticTLS: config.tls === 'opportunistic',
         ignoreTLS: config.tls === 'none',
         tls: {
           rejectUnauthorized: config.verifyCertificate,
@@ -111,10 +117,12 @@ export class SmarthostSender implements MessageSender {
     if (message.recipients.length === 0) return { recipients: [] };
     try {
       const info = await this.pool.send(this.envelopeFor(message), message.message);
-      return { recipients: resultsFromInfo(message.recipients, info) };
+      return { recipients: resultsFromInfo(message.recipients, info, this.host) };
     } catch (err) {
       this.logger.debug({ queueId: message.id, smarthost: this.target, err: errorMessage(err) }, 'smarthost send failed');
-      return { recipients: resultsFromError(message.recipients, err as NodemailerError) };
+      const nodemailerError = err as NodemailerError;
+      // Only a reply comes from the host; a refused connection or a timeout does not.
+      return { recipients: resultsFromError(message.recipients, nodemailerError, nodemailerError.response ? this.host : undefined) };
     }
   }
 
@@ -124,14 +132,19 @@ export class SmarthostSender implements MessageSender {
   }
 
   private envelopeFor(message: OutgoingMessage): SMTPEnvelope {
-    const { from, to } = normaliseEnvelope(this.addresses, message.sender, message.recipients);
-    return {
-      from,
-      to,
-      ...(message.size !== undefined && { size: message.size }),
-      ...(message.eightBitMime && { use8BitMime: true }),
-    };
+    return smtpEnvelope(this.addresses, message);
   }
+}
+
+/** The SMTP envelope of a message as nodemailer's connection takes it. */
+export function smtpEnvelope(normaliser: MimeNode, message: OutgoingMessage): SMTPEnvelope {
+  const { from, to } = normaliseEnvelope(normaliser, message.sender, message.recipients);
+  return {
+    from,
+    to,
+    ...(message.size !== undefined && { size: message.size }),
+    ...(message.eightBitMime && { use8BitMime: true }),
+  };
 }
 
 /**
@@ -166,18 +179,19 @@ function readCa(path: string): Buffer {
  * The transaction went through (the server said 2xx after DATA): every recipient it accepted
  * is delivered; those refused at RCPT TO carry their own reply in info.rejectedErrors.
  */
-function resultsFromInfo(recipients: string[], info: SMTPConnectionSendInfo): RecipientResult[] {
+export function resultsFromInfo(recipients: string[], info: SMTPConnectionSendInfo, remoteMta?: string): RecipientResult[] {
   const rejected = byAddress(info.rejectedErrors ?? [], (e) => e.recipient);
   const accepted = new Set(info.accepted.map(addressKey));
+  const from = remoteMta === undefined ? {} : { remoteMta };
   return recipients.map((address) => {
     const refusal = rejected.get(addressKey(address));
-    if (refusal) return refusalResult(address, refusal);
+    if (refusal) return { ...refusalResult(address, refusal), ...from };
     if (accepted.has(addressKey(address)) || recipients.length === 1) {
-      return { address, outcome: 'delivered', reply: info.response };
+      return { address, outcome: 'delivered', reply: info.response, ...from };
     }
     // nodemailer rewrote the address beyond what addressKey() undoes; not knowing its fate,
     // the safe course is another attempt (a possible duplicate over a possible loss).
-    return { address, outcome: 'deferred', reply: `recipient not found in the server's replies; last reply: ${info.response}` };
+    return { address, outcome: 'deferred', reply: `recipient not found in the server's replies; last reply: ${info.response}`, ...from };
   });
 }
 
@@ -186,14 +200,15 @@ function resultsFromInfo(recipients: string[], info: SMTPConnectionSendInfo): Re
  * EENVELOPE carrying each refusal in err.rejectedErrors; otherwise (MAIL FROM or DATA
  * refused, connection lost, TLS or login failed) one error speaks for every recipient.
  */
-function resultsFromError(recipients: string[], err: NodemailerError): RecipientResult[] {
+export function resultsFromError(recipients: string[], err: NodemailerError, remoteMta?: string): RecipientResult[] {
   const wholeOutcome = classifySendError(err);
   const wholeReply = describeSendError(err);
   const rejected = byAddress(err.rejectedErrors ?? [], (e) => e.recipient);
+  const from = remoteMta === undefined ? {} : { remoteMta };
   return recipients.map((address) => {
     const refusal = rejected.get(addressKey(address));
-    if (refusal) return refusalResult(address, refusal);
-    return { address, outcome: wholeOutcome, reply: wholeReply };
+    if (refusal) return { ...refusalResult(address, refusal), ...from };
+    return { address, outcome: wholeOutcome, reply: wholeReply, ...from };
   });
 }
 

@@ -18,6 +18,16 @@ export interface RecipientState {
   /** The last reply for this recipient, as the remote server (or the sender) worded it. */
   lastReply?: string;
   lastAttemptAt?: number;
+  /** The host that gave lastReply, when a server did (a bounce names it as Remote-MTA). */
+  remoteMta?: string;
+  /**
+   * For a failed recipient of a message with a sender: the queue ID of the delivery status
+   * notification reporting it. Recorded with the failure, before the notification is queued,
+   * so a restart in between queues it under the same ID instead of twice.
+   */
+  dsnId?: string;
+  /** The notification named by dsnId is in the queue. */
+  dsnSent?: boolean;
 }
 
 export interface Envelope {
@@ -47,6 +57,9 @@ export interface Envelope {
   attempts: number;
   /** Not to be attempted before this time, ms since the epoch. */
   nextAttemptAt: number;
+  /** The queue ID of the delay warning sent (or being sent) to the sender, as dsnId above. */
+  delayWarningId?: string;
+  delayWarningSent?: boolean;
 }
 
 const timestamp = z.number().int().nonnegative();
@@ -57,6 +70,9 @@ const recipientSchema = z.object({
   attempts: z.number().int().nonnegative(),
   lastReply: z.string().optional(),
   lastAttemptAt: timestamp.optional(),
+  remoteMta: z.string().optional(),
+  dsnId: z.string().regex(QUEUE_ID_PATTERN, 'is not a queue ID').optional(),
+  dsnSent: z.boolean().optional(),
 });
 
 const envelopeSchema = z.object({
@@ -73,6 +89,8 @@ const envelopeSchema = z.object({
   bodyType: z.enum(['7bit', '8bitmime']).optional(),
   attempts: z.number().int().nonnegative(),
   nextAttemptAt: timestamp,
+  delayWarningId: z.string().regex(QUEUE_ID_PATTERN, 'is not a queue ID').optional(),
+  delayWarningSent: z.boolean().optional(),
 });
 
 /**

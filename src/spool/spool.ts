@@ -89,13 +89,39 @@ export class Spool implements CommitTarget {
     return spool;
   }
 
+  /**
+   * A fresh queue ID for a message Postern writes itself (a delivery status notification),
+   * so the ID can be recorded before the message is queued (see enqueue).
+   */
+  reserveId(): string {
+    return this.ids.next();
+  }
+
+  /**
+   * Queue a message Postern wrote itself under an ID from reserveId(), with the same
+   * durability as a received one. Queuing an ID that is already queued does nothing and
+   * returns false: a restart that repeats the step after a crash must not queue it twice.
+   */
+  async enqueue(id: string, meta: CommitMeta, data: Buffer): Promise<boolean> {
+    if (this.index.has(id)) return false;
+    const incoming = await this.createIncoming(id);
+    try {
+      await incoming.write(data);
+      await incoming.commit(meta);
+    } catch (err) {
+      await incoming.discard();
+      throw err;
+    }
+    return true;
+  }
+
   /** Start receiving a message. Rejects with SPOOL_WRITE_FAILED when the temp file cannot be created. */
-  async createIncoming(): Promise<IncomingMessage> {
+  async createIncoming(reservedId?: string): Promise<IncomingMessage> {
     let lastError: unknown;
     // A clash needs two IDs in the same millisecond with the same 32 random bits; retrying
     // a couple of times turns "astronomically unlikely" into "never".
     for (let tries = 0; tries < 3; tries++) {
-      const id = this.ids.next();
+      const id = reservedId ?? this.ids.next();
       if (this.index.has(id)) continue;
       const dataPath = join(this.layout.tmp, `${id}.eml`);
       let handle: FileHandle;

@@ -20,6 +20,13 @@ export interface TestZone {
   txt?: Record<string, Array<string | string[]>>;
   /** name -> IPv4 and IPv6 addresses (A and AAAA records). */
   hosts?: Record<string, string[]>;
+  /** name -> MX records. */
+  mx?: Record<string, Array<{ preference: number; exchange: string }>>;
+  /**
+   * Names that publish the null MX "0 ." (RFC 7505): they accept no mail. dnsmasq answers other
+   * types for a name that only has this record with NXDOMAIN, not NODATA.
+   */
+  nullMx?: string[];
 }
 
 export interface DnsServer {
@@ -48,6 +55,18 @@ function zoneConfig(zone: TestZone): string {
   }
   for (const [name, addresses] of Object.entries(zone.hosts ?? {})) {
     lines.push(`host-record=${name},${addresses.join(',')}`);
+  }
+  for (const [name, records] of Object.entries(zone.mx ?? {})) {
+    for (const { preference, exchange } of records) {
+      if (!Number.isInteger(preference) || preference < 0 || preference > 0xffff) throw new Error(`MX preference of ${name} must be 0-65535, got ${preference}`);
+      if (!/^[A-Za-z0-9.-]+$/.test(exchange)) throw new Error(`MX exchange of ${name} must be a host name, got "${exchange}"`);
+      lines.push(`mx-host=${name},${exchange},${preference}`);
+    }
+  }
+  for (const name of zone.nullMx ?? []) {
+    // mx-host cannot name the root as exchange, so the record is written raw (type 15, MX):
+    // RDATA is the preference 0 as two octets, then the root name, a single zero octet.
+    lines.push(`dns-rr=${name},15,0000 00`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -44,7 +44,7 @@ function gatewayYaml(upstreamPort: number, extra: string): string {
     // A short failure delay keeps tests quick; its padding is covered by the authenticator's unit tests.
     auth: '{ usersFile: users.yaml, failureDelay: 50ms }',
     spool: '{ dir: spool }',
-    delivery: `{ smarthost: { host: 127.0.0.1, port: ${upstreamPort}, tls: starttls, verifyCertificate: false }, retry: { schedule: [300ms], maxAge: 1h } }`,
+    delivery: `{ mode: smarthost, smarthost: { host: 127.0.0.1, port: ${upstreamPort}, tls: starttls, verifyCertificate: false }, retry: { schedule: [300ms], maxAge: 1h } }`,
     // The policy a fresh install ships with: tests see what users get.
     policies: `{ dir: ${JSON.stringify(join(REPO, 'policies'))} }`,
     shutdown: '{ gracePeriod: 2s }',

@@ -52,7 +52,7 @@ describe('configuration loading', () => {
     assert.ok(found.some((p) => p.startsWith('limits.dataTimeout: "soon" is not a duration')), found.join('\n'));
   });
   test('requires a smarthost in smarthost mode', () => {
-    assert.deepEqual(problems('log: { level: info }\n'), ['delivery.smarthost: is required when delivery.mode is smarthost']);
+    assert.deepEqual(problems('delivery: { mode: smarthost }\n'), ['delivery.smarthost: is required when delivery.mode or a route is smarthost']);
   });
   test('reports YAML syntax errors with their line', () => {
     const [first] = problems('delivery:\n  smarthost: { host: [\n');

@@ -23,6 +23,25 @@ describe('the retry schedule', () => {
     assert.throws(() => nextAttemptAt({ attempts: 1, now: 0, schedule: [] }), RangeError);
   });
 
+  test('spreads each wait by the jitter fraction either way, as the random source says', () => {
+    const at = (random: number) => nextAttemptAt({ attempts: 2, now: 0, schedule: SCHEDULE, jitter: 0.1, random: () => random });
+    assert.equal(at(0), 4.5 * MINUTE);
+    assert.equal(at(0.5), 5 * MINUTE);
+    assert.equal(at(0.999999), Math.round(5 * MINUTE * (1 + 0.1 * (2 * 0.999999 - 1))));
+    assert.ok(at(0.999999) <= 5.5 * MINUTE);
+  });
+
+  test('gives different times to messages deferred together when jitter is on', () => {
+    const times = new Set(Array.from({ length: 50 }, () => nextAttemptAt({ attempts: 1, now: 0, schedule: SCHEDULE, jitter: 0.2 })));
+    assert.ok(times.size > 10, `only ${times.size} distinct times`);
+    for (const time of times) assert.ok(time >= 0.8 * MINUTE && time <= 1.2 * MINUTE);
+  });
+
+  test('refuses a jitter of one or more, or below zero', () => {
+    assert.throws(() => nextAttemptAt({ attempts: 1, now: 0, schedule: SCHEDULE, jitter: 1 }), RangeError);
+    assert.throws(() => nextAttemptAt({ attempts: 1, now: 0, schedule: SCHEDULE, jitter: -0.1 }), RangeError);
+  });
+
   test('expires a message once it has been queued for the maximum age', () => {
     const maxAgeMs = 5 * 24 * 60 * MINUTE;
     assert.equal(hasExpired({ receivedAt: 0, now: maxAgeMs - 1, maxAgeMs }), false);

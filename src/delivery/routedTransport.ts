@@ -1,0 +1,79 @@
+import { readFileSync } from 'node:fs';
+import type { Config } from '../config/schema.js';
+import type { DnsResolver } from '../policy/types.js';
+import { PosternError, errorMessage } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import type { Transaction, Transport } from './deliveryQueue.js';
+import type { MtaStsPolicy } from './mtaSts.js';
+import { MxSender } from './mxSender.js';
+import { Router, type NextHop } from './router.js';
+import { SmarthostSender } from './smarthostSender.js';
+
+export interface RoutedTransportOptions {
+  config: Config;
+  logger: Logger;
+  /** For MX and address lookups. */
+  resolver: DnsResolver;
+  /** The MTA-STS policy of a recipient domain; absent: MTA-STS is off. */
+  mtaSts?: (domain: string) => Promise<MtaStsPolicy | undefined>;
+  random?: () => number;
+}
+
+/**
+ * The delivery side's next hops, as the configuration's routes say: each relay (the smarthost,
+ * a route's fixed host) with its own connection pool, and direct MX delivery.
+ */
+export class RoutedTransport implements Transport {
+  private readonly router: Router;
+  private readonly relays = new Map<string, SmarthostSender>();
+  private readonly mx: MxSender;
+
+  constructor(private readonly options: RoutedTransportOptions) {
+    const { config, logger } = options;
+    const delivery = config.delivery;
+    this.router = new Router(delivery);
+    this.mx = new MxSender({
+      resolver: options.resolver,
+      logger,
+      clientHostname: config.hostname,
+      port: delivery.mx.port,
+      ...(delivery.mx.ca !== undefined && { ca: readCa(delivery.mx.ca) }),
+      maxConnectionsPerDomain: delivery.mx.maxConnectionsPerDomain,
+      connectTimeoutMs: delivery.mx.connectTimeout,
+      ...(options.mtaSts && { mtaSts: options.mtaSts }),
+      ...(options.random && { random: options.random }),
+    });
+  }
+
+  plan(recipients: string[]): Transaction[] {
+    return this.router.plan(recipients).map(({ hop, domain, recipients: group }) => ({
+      recipients: group,
+      send: (message) => (hop.kind === 'relay' ? this.relayFor(hop).send(message) : this.mx.send(domain, message, hop)),
+    }));
+  }
+
+  close(): void {
+    for (const relay of this.relays.values()) relay.close();
+    this.mx.close();
+  }
+
+  private relayFor(hop: Extract<NextHop, { kind: 'relay' }>): SmarthostSender {
+    let relay = this.relays.get(hop.name);
+    if (!relay) {
+      relay = new SmarthostSender(hop.relay, this.options.logger, {
+        clientHostname: this.options.config.hostname,
+        maxConnections: this.options.config.delivery.concurrency,
+      });
+      this.relays.set(hop.name, relay);
+    }
+    return relay;
+  }
+}
+
+function readCa(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new PosternError('TLS_MATERIAL_INVALID', `Cannot read the MX CA file ${path}: ${errorMessage(err)}`, { cause: err });
+  }
+}
