@@ -1,8 +1,11 @@
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Config, ListenerName } from './config/schema.js';
 import { Authenticator } from './auth/authenticator.js';
+import { startControlServer } from './control/controlServer.js';
+import { controlSocketPath } from './control/controlSocketPath.js';
 import { LoginLockout } from './auth/lockout.js';
 import { UserStore } from './auth/userStore.js';
 import { VerifiedLoginCache } from './auth/verifiedLoginCache.js';
@@ -10,9 +13,7 @@ import { DeliveryQueue } from './delivery/deliveryQueue.js';
 import { MtaStsResolver } from './delivery/mtaSts.js';
 import { RoutedTransport } from './delivery/routedTransport.js';
 import { SenderNotifier } from './delivery/senderNotifier.js';
-import { controlSocketPath } from './control/controlSocketPath.js';
-import { startControlServer } from './control/controlServer.js';
-import { readFileSync } from 'node:fs';
+import { cachingResolver } from './dns/cachingResolver.js';
 import { createNodeResolver } from './dns/nodeResolver.js';
 import { startHttpEndpoints, type HttpEndpoints } from './http/httpServer.js';
 import { Readiness } from './http/readiness.js';
@@ -172,7 +173,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     const deliveryLogger = logger.child({ component: 'delivery' });
     const { delivery: deliveryConfig } = config;
     // Delivery asks its own DNS servers when configured (tests point them at loopback).
-    const deliveryResolver = createNodeResolver({ servers: deliveryConfig.mx.dnsServers });
+    const deliveryResolver = cachingResolver(createNodeResolver({ servers: deliveryConfig.mx.dnsServers }), clock);
     const mtaSts = deliveryConfig.mx.mtaSts.enabled
       ? new MtaStsResolver({
           resolver: deliveryResolver,

@@ -40,20 +40,11 @@ export async function recoverSpool(layout: SpoolLayout, logger: Logger): Promise
   const envelopes: Envelope[] = [];
   let changed = leftovers.length > 0;
 
-  for (const name of [...names].sort()) {
-    if (!name.endsWith('.json')) continue;
-    const id = name.slice(0, -'.json'.length);
-    const problem = isQueueId(id) ? undefined : 'the file name is not a queue ID';
-    let envelope: Envelope | undefined;
-    let reason = problem;
-    if (!reason) {
-      try {
-        envelope = parseEnvelope(await readFile(join(layout.queue, name), 'utf8'));
-        reason = await mismatch(layout, id, envelope, names);
-      } catch (err) {
-        reason = errorMessage(err);
-      }
-    }
+  // Envelopes are read many at once: one at a time, a queue of 100,000 messages took the
+  // sum of 200,000 file-system round trips before the first delivery.
+  const ids = [...names].filter((name) => name.endsWith('.json')).sort().map((name) => name.slice(0, -'.json'.length));
+  const checked = await mapLimited(ids, RECOVERY_PARALLELISM, (id) => readChecked(layout, id, names));
+  for (const { id, envelope, reason } of checked) {
     if (reason || !envelope) {
       await moveAside(layout, id, names, logger, reason ?? 'unreadable');
       changed = true;
@@ -76,6 +67,34 @@ export async function recoverSpool(layout: SpoolLayout, logger: Logger): Promise
     await fsyncDirectory(layout.tmp);
   }
   return envelopes;
+}
+
+/** Files read at once during recovery. */
+const RECOVERY_PARALLELISM = 64;
+
+async function readChecked(layout: SpoolLayout, id: string, names: Set<string>): Promise<{ id: string; envelope?: Envelope; reason?: string }> {
+  if (!isQueueId(id)) return { id, reason: 'the file name is not a queue ID' };
+  try {
+    const envelope = parseEnvelope(await readFile(join(layout.queue, `${id}.json`), 'utf8'));
+    const reason = await mismatch(layout, id, envelope, names);
+    return reason ? { id, reason } : { id, envelope };
+  } catch (err) {
+    return { id, reason: errorMessage(err) };
+  }
+}
+
+/** `fn` over `items` with at most `limit` running at once; results in the order of `items`. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 /** Why an envelope does not describe the message file next to it, or undefined when it does. */

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SmarthostConfig } from '../../../src/config/schema.js';
 import { DeliveryQueue, type AttemptReport } from '../../../src/delivery/deliveryQueue.js';
+import { SenderNotifier } from '../../../src/delivery/senderNotifier.js';
 import { SmarthostSender } from '../../../src/delivery/smarthostSender.js';
 import type { Envelope } from '../../../src/spool/envelope.js';
 import { Spool, type CommitMeta } from '../../../src/spool/spool.js';
@@ -22,6 +23,8 @@ export interface DeliveryFixture {
   /** Resolves with the report of the next attempt that finishes. */
   nextAttempt(): Promise<AttemptReport>;
   close(): Promise<void>;
+  /** Stop delivering and keep the spool directory (to open it again, as after a restart). */
+  halt(): Promise<void>;
 }
 
 export async function deliveryFixture(options: {
@@ -31,18 +34,26 @@ export async function deliveryFixture(options: {
   concurrency?: number;
   start?: boolean;
   logger?: Logger;
+  /** Send bounces (and delay warnings after this many ms, when given) through the same smarthost. */
+  notify?: { delayWarningMs?: number };
+  /** Reuse a spool directory (a restart). */
+  dir?: string;
 }): Promise<DeliveryFixture> {
   const logger = options.logger ?? silentLogger();
-  const dir = await mkdtemp(join(tmpdir(), 'postern-delivery-'));
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'postern-delivery-')));
   const clock = new ManualClock();
   const spool = await Spool.open({ dir, logger: silentLogger(), clock });
   const sender = new SmarthostSender(options.smarthost, logger, { clientHostname: 'relay.test' });
+  const maxAgeMs = options.maxAgeMs ?? 5 * 24 * 3_600_000;
   const queue = new DeliveryQueue({
     spool,
     sender,
+    ...(options.notify && {
+      notifier: new SenderNotifier({ spool, hostname: 'relay.test', delayWarningMs: options.notify.delayWarningMs ?? 0, maxAgeMs, logger }),
+    }),
     clock,
     logger,
-    retry: { schedule: options.schedule ?? [50, 100], maxAgeMs: options.maxAgeMs ?? 5 * 24 * 3_600_000 },
+    retry: { schedule: options.schedule ?? [50, 100], maxAgeMs },
     concurrency: options.concurrency ?? 2,
   });
   if (options.start !== false) queue.start();
@@ -63,6 +74,9 @@ export async function deliveryFixture(options: {
           resolve(report);
         });
       });
+    },
+    async halt() {
+      await queue.stop(2000);
     },
     async close() {
       await queue.stop(2000);
