@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -6,6 +7,7 @@ import type { Config, ListenerName } from './config/schema.js';
 import { Authenticator } from './auth/authenticator.js';
 import { startControlServer } from './control/controlServer.js';
 import { controlSocketPath } from './control/controlSocketPath.js';
+import { PendingQueueControl } from './control/pendingQueueControl.js';
 import { LoginLockout } from './auth/lockout.js';
 import { UserStore } from './auth/userStore.js';
 import { VerifiedLoginCache } from './auth/verifiedLoginCache.js';
@@ -167,6 +169,19 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     closers.push(() => policyWatcher.close());
     policyLogger.info({ dir: config.policies.dir, rules: policySet.rules.length }, 'policy loaded');
 
+    // The control socket comes up before the spool is opened: it is also the guard that no other
+    // gateway works on this spool (its recovery would delete that one's messages in progress).
+    const queueControl = new PendingQueueControl();
+    const controlLogger = logger.child({ component: 'control' });
+    try {
+      await mkdir(config.spool.dir, { recursive: true, mode: 0o700 });
+      const control = await startControlServer({ path: controlSocketPath(config.spool.dir), control: queueControl, logger: controlLogger });
+      closers.push(() => control.close());
+    } catch (err) {
+      if (/another process answers/.test(errorMessage(err))) throw err;
+      controlLogger.warn({ err: errorMessage(err) }, '`postern queue` cannot reach this gateway; its commands act on the spool directly');
+    }
+
     const spool = await Spool.open({ dir: config.spool.dir, logger: logger.child({ component: 'spool' }), clock });
     metrics.watchSpool(spool, clock);
 
@@ -208,8 +223,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     delivery.start();
     closers.push(() => delivery.stop(config.shutdown.gracePeriod));
     // `postern queue` reaches the running queue here, so its commands never race the workers.
-    const control = await startControlServer({ path: controlSocketPath(config.spool.dir), control: delivery, logger: logger.child({ component: 'control' }) });
-    closers.push(() => control.close());
+    queueControl.ready(delivery);
 
     const smtp = await startSubmissionListeners({
       config,

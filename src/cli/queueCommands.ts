@@ -128,8 +128,13 @@ export function registerQueueCommands(
       withQueue(resolveSpoolDir, io, async (access, _options, rawId: string) => {
         const id = queueIdArgument(rawId);
         const envelope = await access.get(id);
-        if (!envelope || !(await access.bounce(id))) throw notQueued(id);
+        if (!envelope) throw notQueued(id);
         const pending = envelope.recipients.filter((r) => r.status === 'pending').length;
+        if (pending === 0) {
+          say(`Message ${id} has no pending recipient; nothing was changed`);
+          return;
+        }
+        if (!(await access.bounce(id))) throw notQueued(id);
         // RFC 5321 section 4.5.5: a message from the null sender is never answered with a DSN.
         const notice =
           envelope.sender === ''
@@ -167,15 +172,17 @@ function withQueue<O extends object, A extends unknown[]>(
     // Commander passes the arguments, then the options, then the command.
     const options = args[args.length - 2] as O & { config?: string };
     const positional = args.slice(0, -2) as A;
-    const access = await openQueueAccess(resolveSpoolDir(options.config), io);
+    const spoolDir = resolveSpoolDir(options.config);
+    let access: QueueAccess | undefined;
     try {
+      access = await openQueueAccess(spoolDir, io);
       await run(access, options, ...positional);
     } catch (err) {
       if (!(err instanceof ControlError)) throw err;
       io.stderr.write(`postern: ${err.message}\n`);
       process.exitCode = 1;
     } finally {
-      access.close();
+      access?.close();
     }
   };
 }

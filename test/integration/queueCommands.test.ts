@@ -4,8 +4,6 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { controlSocketPath } from '../../src/control/controlSocketPath.js';
-import { startControlServer } from '../../src/control/controlServer.js';
-import { OfflineQueueControl } from '../../src/control/offlineQueueControl.js';
 import { RETURNED_BY_OPERATOR } from '../../src/delivery/queueControl.js';
 import { parseEnvelope, type Envelope } from '../../src/spool/envelope.js';
 import { Spool } from '../../src/spool/spool.js';
@@ -131,7 +129,7 @@ describe('postern queue, with no gateway running', () => {
     });
 
     test('refuses to show, retry or delete an unknown ID, exiting 1', async () => {
-      // bounce of an unknown ID: see the case with a control server below.
+      // bounce of an unknown ID: see the cases with a gateway below.
       for (const command of ['show', 'retry', 'delete']) {
         const result = await runQueue(prepared.configFile, command, UNKNOWN_ID);
         assert.equal(result.status, 1, `${command}: ${result.stderr}`);
@@ -173,6 +171,10 @@ describe('postern queue, with no gateway running', () => {
       );
       const nullSender = await runQueue(prepared.configFile, 'bounce', second.id);
       assert.match(nullSender.stdout, /no notification: the message has the null sender <>/);
+
+      const again = await runQueue(prepared.configFile, 'bounce', first.id);
+      assert.equal(again.status, 0, again.stderr);
+      assert.match(again.stdout, new RegExp(`Message ${first.id} has no pending recipient; nothing was changed`));
     });
 
     test('delete removes the message files, and a second delete finds nothing', async () => {
@@ -187,57 +189,6 @@ describe('postern queue, with no gateway running', () => {
       assert.equal(again.status, 1);
       assert.match(again.stderr, /No message .* in the queue/);
     });
-  });
-});
-
-describe('postern queue, with a control server answering on the spool', () => {
-  let prepared: { dir: string; configFile: string };
-  let spoolDir: string;
-  let spool: Spool;
-  let close: () => Promise<void>;
-  before(async () => {
-    prepared = await prepareGatewayDir({ upstreamPort: 1 });
-    spoolDir = join(prepared.dir, 'spool');
-    spool = await Spool.open({ dir: spoolDir, logger: silentLogger(), clock: systemClock });
-    // The server and the spool live in this process, as they do in a gateway; the command
-    // must reach them through the socket and leave the files to them.
-    const server = await startControlServer({
-      path: controlSocketPath(spoolDir),
-      control: new OfflineQueueControl({ spool, clock: systemClock }),
-      logger: silentLogger(),
-    });
-    close = () => server.close();
-  });
-  after(async () => {
-    await close();
-    await rm(prepared.dir, { recursive: true, force: true });
-  });
-
-  test('lists, shows, retries and deletes through the socket, without falling back to the spool', async () => {
-    const message = await queueMessage(spool, 'alice@example.com', ['bob@example.net'], 'Subject: via socket\r\n\r\nbody\r\n');
-
-    const list = await runQueue(prepared.configFile, 'list');
-    assert.equal(list.status, 0, list.stderr);
-    assert.equal(list.stderr, '');
-    assert.match(list.stdout, new RegExp(`^${message.id}\\s`, 'm'));
-
-    const show = await runQueue(prepared.configFile, 'show', message.id);
-    assert.equal(show.status, 0, show.stderr);
-    assert.match(show.stdout, /^Subject: via socket$/m);
-
-    const retry = await runQueue(prepared.configFile, 'retry', message.id);
-    assert.equal(retry.status, 0, retry.stderr);
-    assert.match(retry.stdout, new RegExp(`Scheduled message ${message.id} for delivery now`));
-    assert.ok(spool.get(message.id)!.nextAttemptAt < message.nextAttemptAt, "the server's spool made the change");
-
-    const removed = await runQueue(prepared.configFile, 'delete', message.id);
-    assert.equal(removed.status, 0, removed.stderr);
-    assert.equal(removed.stderr, '');
-    assert.equal(spool.has(message.id), false);
-
-    const unknown = await runQueue(prepared.configFile, 'bounce', message.id);
-    assert.equal(unknown.status, 1);
-    assert.match(unknown.stderr, /No message .* in the queue/);
   });
 });
 
@@ -286,6 +237,12 @@ describe('postern queue, with a gateway running', () => {
     assert.equal(result.stderr, '', 'the gateway answered; no fallback to the spool');
     assert.match(result.stdout, new RegExp(`^${id}\\s+\\d+\\s+\\S+\\s+alice@example\\.com\\s+\\(next attempt`, 'm'));
     assert.match(result.stdout, /^\s+later@example\.net\s+pending\s+\(451 4\.2\.0 Try again later\)/m);
+
+    const show = await runQueue(postern.configFile, 'show', id);
+    assert.equal(show.status, 0, show.stderr);
+    assert.equal(show.stderr, '');
+    assert.match(show.stdout, /^Received: from /m, "Postern's own header comes first");
+    assert.match(show.stdout, /^Subject: listed$/m);
   });
 
   test('bounce makes the gateway send the sender a delivery status notification', async () => {
@@ -309,6 +266,10 @@ describe('postern queue, with a gateway running', () => {
     assert.equal(files.some((name) => name.startsWith(id)), false);
     const list = await runQueue(postern.configFile, 'list', '--json');
     assert.equal((JSON.parse(list.stdout) as Envelope[]).some((e) => e.id === id), false);
+
+    const again = await runQueue(postern.configFile, 'bounce', id);
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, new RegExp(`^postern: No message ${id} in the queue$`, 'm'));
   });
 
   test('retry delivers a deferred message now instead of in an hour', async () => {
