@@ -213,6 +213,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
         delayWarningMs: deliveryConfig.delayWarning,
         maxAgeMs: deliveryConfig.retry.maxAge,
         logger: deliveryLogger,
+        onQueued: (kind) => metrics.notifications.inc({ kind }),
       }),
       clock,
       logger: deliveryLogger,

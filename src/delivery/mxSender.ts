@@ -37,6 +37,9 @@ export interface MxTlsPolicy {
   verifyCertificate: boolean;
 }
 
+/** Past this many pools, those without connections are dropped. */
+const POOL_SWEEP_THRESHOLD = 1000;
+
 /** How one connection to one address speaks TLS. */
 interface ConnectionTls {
   /** require: STARTTLS or fail; opportunistic: STARTTLS when offered; none: plaintext (after a failed opportunistic handshake). */
@@ -99,7 +102,8 @@ export class MxSender {
     }
     const enforced = sts?.mode === 'enforce';
 
-    const release = await this.slotsFor(domain).acquire();
+    const slots = this.slotsFor(domain);
+    const release = await slots.acquire();
     try {
       let lastFailure = 'no address was tried';
       for (const host of hosts) {
@@ -122,6 +126,8 @@ export class MxSender {
       return everyone('deferred', `4.4.1 no MX host of ${domain} took the message${why}; last: ${lastFailure}`);
     } finally {
       release();
+      // Domains come and go; only those with deliveries in progress keep a counter.
+      if (slots.idle) this.domainSlots.delete(domain);
     }
   }
 
@@ -154,6 +160,7 @@ export class MxSender {
     const key = `${address}\0${tls.mode}\0${tls.verify}\0${tls.servername ?? ''}`;
     let pool = this.pools.get(key);
     if (!pool) {
+      if (this.pools.size >= POOL_SWEEP_THRESHOLD) this.sweepPools();
       const connection: SMTPConnectionOptions = {
         host: address,
         port: this.options.port,
@@ -179,6 +186,16 @@ export class MxSender {
       this.pools.set(key, pool);
     }
     return pool;
+  }
+
+  /** Forget pools without a connection: a gateway sending to many destinations must not keep one per address forever. */
+  private sweepPools(): void {
+    for (const [key, pool] of this.pools) {
+      if (pool.unused) {
+        pool.close();
+        this.pools.delete(key);
+      }
+    }
   }
 
   private slotsFor(domain: string): Semaphore {

@@ -7,6 +7,7 @@ import type { Transaction, Transport } from './deliveryQueue.js';
 import type { MtaStsPolicy } from './mtaSts.js';
 import { MxSender } from './mxSender.js';
 import { Router, type NextHop } from './router.js';
+import { Semaphore } from './semaphore.js';
 import { SmarthostSender } from './smarthostSender.js';
 
 export interface RoutedTransportOptions {
@@ -27,11 +28,14 @@ export class RoutedTransport implements Transport {
   private readonly router: Router;
   private readonly relays = new Map<string, SmarthostSender>();
   private readonly mx: MxSender;
+  /** SMTP transactions (so connections in use) at once, over every next hop. */
+  private readonly transactions: Semaphore;
 
   constructor(private readonly options: RoutedTransportOptions) {
     const { config, logger } = options;
     const delivery = config.delivery;
     this.router = new Router(delivery);
+    this.transactions = new Semaphore(delivery.concurrency);
     this.mx = new MxSender({
       resolver: options.resolver,
       logger,
@@ -48,7 +52,15 @@ export class RoutedTransport implements Transport {
   plan(recipients: string[]): Transaction[] {
     return this.router.plan(recipients).map(({ hop, domain, recipients: group }) => ({
       recipients: group,
-      send: (message) => (hop.kind === 'relay' ? this.relayFor(hop).send(message) : this.mx.send(domain, message, hop)),
+      send: async (message) => {
+        // Transactions of many-domain messages run side by side; this bounds them overall.
+        const release = await this.transactions.acquire();
+        try {
+          return await (hop.kind === 'relay' ? this.relayFor(hop).send(message) : this.mx.send(domain, message, hop));
+        } finally {
+          release();
+        }
+      },
     }));
   }
 

@@ -12,6 +12,8 @@ export interface SenderNotifierOptions {
   /** When a deferred message is given up, for the warning's Will-Retry-Until. */
   maxAgeMs: number;
   logger: Logger;
+  /** Called with each notification once it is queued (for metrics). */
+  onQueued?: (kind: 'bounce' | 'delay') => void;
 }
 
 /** The original headers returned in a notification are cut at this size. */
@@ -84,6 +86,7 @@ export class SenderNotifier {
     for (const [id, recipients] of bounces) {
       await this.queue(id, envelope, headers, now, recipients.map((r) => dsnRecipient(r, 'failed')));
       for (const recipient of recipients) recipient.dsnSent = true;
+      this.options.onQueued?.('bounce');
       this.options.logger.info(
         { queueId: envelope.id, dsnQueueId: id, to: envelope.sender, recipients: recipients.length },
         'bounce queued for the sender',
@@ -93,6 +96,7 @@ export class SenderNotifier {
       const pending = envelope.recipients.filter((r) => r.status === 'pending');
       if (pending.length > 0) {
         await this.queue(envelope.delayWarningId, envelope, headers, now, pending.map((r) => dsnRecipient(r, 'delayed')));
+        this.options.onQueued?.('delay');
         this.options.logger.info({ queueId: envelope.id, dsnQueueId: envelope.delayWarningId, to: envelope.sender }, 'delay warning queued for the sender');
       }
       envelope.delayWarningSent = true;

@@ -93,6 +93,11 @@ export class SmtpConnectionPool {
     return this.connections.size;
   }
 
+  /** No connection, no caller waiting for one and none about to open one: safe to drop. */
+  get unused(): boolean {
+    return this.connections.size === 0 && this.waiting.length === 0 && this.reservedSlots === 0;
+  }
+
   /**
    * Sends one message. `openMessage` is called for each try (at most two), after a connection
    * is ready; every stream it returns is destroyed once its try is over.

@@ -57,6 +57,8 @@ export interface Metrics {
   readonly deliveryAttempts: Counter<'result'>;
   /** From the 250 after DATA to the attempt that delivered, per delivered recipient. */
   readonly deliveryLatency: Histogram;
+  /** Delivery status notifications queued for senders, by kind (bounce, delay). */
+  readonly notifications: Counter<'kind'>;
 
   /** When the certificate the listeners present stops being valid, in Unix seconds. */
   readonly certificateNotAfter: Gauge;
@@ -242,6 +244,12 @@ export function createMetrics(): Metrics {
       name: 'postern_delivery_attempts_total',
       help: 'Delivery attempts per recipient, by result (delivered, deferred, failed).',
       labelNames: ['result'] as const,
+      registers,
+    }),
+    notifications: new Counter({
+      name: 'postern_notifications_total',
+      help: 'Delivery status notifications queued for senders, by kind (bounce: recipients failed; delay: still undelivered).',
+      labelNames: ['kind'] as const,
       registers,
     }),
     deliveryLatency: new Histogram({
