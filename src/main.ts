@@ -134,6 +134,9 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     });
     const authenticator = new Authenticator({ users, lockout, cache: new VerifiedLoginCache(config.auth.cacheTtl, clock), failureDelayMs: config.auth.failureDelay, clock });
 
+    // One resolver and answer cache for rules and delivery, asking `dns.servers` (or the system's).
+    const dnsResolver = cachingResolver(createNodeResolver({ servers: config.dns.servers }), clock);
+
     // The policy: built-in rule types plus the operator's files; a bad file stops the start
     // here (and on a reload is refused while the running set stays).
     const policyLogger = logger.child({ component: 'policy' });
@@ -143,7 +146,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
         : { store: 'memory' },
     );
     closers.push(() => limiter.close());
-    const ruleDeps: RuleDeps = { clock, logger: policyLogger, resolver: createNodeResolver(), limiter };
+    const ruleDeps: RuleDeps = { clock, logger: policyLogger, resolver: dnsResolver, limiter };
     const policySet = await loadPolicySet(config.policies.dir, { builtins: BUILTIN_RULE_TYPES, deps: ruleDeps });
     const policy = new PolicyEngine({
       set: policySet,
@@ -187,8 +190,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
 
     const deliveryLogger = logger.child({ component: 'delivery' });
     const { delivery: deliveryConfig } = config;
-    // Delivery asks its own DNS servers when configured (tests point them at loopback).
-    const deliveryResolver = cachingResolver(createNodeResolver({ servers: deliveryConfig.mx.dnsServers }), clock);
+    const deliveryResolver = dnsResolver;
     const mtaSts = deliveryConfig.mx.mtaSts.enabled
       ? new MtaStsResolver({
           resolver: deliveryResolver,

@@ -103,9 +103,20 @@ const route = z
   });
 
 const dkimKey = z.strictObject({
-  domain: z.string().min(1),
-  selector: z.string().min(1),
+  /** The signing domain (d=): the From domain, or a parent of it for relaxed alignment (RFC 7489). */
+  domain: z
+    .string()
+    .regex(DNS_NAME, 'must be a domain name')
+    .transform((domain) => domain.toLowerCase()),
+  /** The selector (s=): the key's DNS record is SELECTOR._domainkey.DOMAIN. */
+  selector: z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/, 'must be a DNS label (or dotted labels)'),
+  /** PEM private key, RSA (2048 bits or more) or Ed25519 (RFC 8463); the algorithm follows the key. Watched: a replaced file is used for the next message. */
   keyFile: z.string().min(1),
+  /**
+   * Sign with this key. One active key per domain and algorithm (an RSA and an Ed25519 key
+   * both active is dual signing); an inactive key stays listed while its DNS record is retired.
+   */
+  active: z.boolean().default(true),
 });
 
 export const configSchema = z.strictObject({
@@ -197,8 +208,6 @@ export const configSchema = z.strictObject({
         .strictObject({
           /** Port of MX hosts: 25, except to test against servers on loopback. */
           port: port().prefault(25),
-          /** DNS servers ("127.0.0.1:5353") for MX, address and MTA-STS lookups; empty: the system's. */
-          dnsServers: z.array(z.string().min(1)).default([]),
           /** opportunistic: STARTTLS when offered, unverified, plaintext otherwise (RFC 3207, Postfix "may"). */
           tls: mxTls.default('opportunistic'),
           /** Verify MX certificates; with tls: require this is Postfix's "secure". */
@@ -257,8 +266,14 @@ export const configSchema = z.strictObject({
       }
     }),
   policies: z.strictObject({ dir: z.string().min(1).default('policies') }).prefault({}),
+  dns: z
+    .strictObject({
+      /** DNS servers ("10.0.0.53", "127.0.0.1:5353") for delivery (MX, MTA-STS) and rules (SPF, DKIM, DMARC); empty: the system's. */
+      servers: z.array(z.string().min(1)).default([]),
+    })
+    .prefault({}),
   dkim: z
-    .strictObject({ keys: z.array(dkimKey).max(0, 'DKIM signing is not supported yet').default([]) })
+    .strictObject({ keys: z.array(dkimKey).default([]) })
     .prefault({}),
   shutdown: z
     .strictObject({
@@ -285,3 +300,4 @@ export type SmarthostConfig = z.output<typeof smarthost>;
 export type RelayConfig = SmarthostConfig;
 export type RouteConfig = z.output<typeof route>;
 export type DeliveryConfig = Config['delivery'];
+export type DkimKeyConfig = z.output<typeof dkimKey>;

@@ -64,10 +64,11 @@ export async function startMxWorld(options: MxWorldOptions): Promise<MxWorld> {
           const mailboxRoute = `{ domains: [${SENDER_DOMAIN}], via: relay, relay: { host: 127.0.0.1, port: ${mailbox.port}, tls: none } }`;
           return (
             'delivery: { mode: mx' +
-            `, mx: { port: ${port}, dnsServers: ["${dns.server}"]${mx ? `, ${mx}` : ''} }` +
+            `, mx: { port: ${port}${mx ? `, ${mx}` : ''} }` +
             `, routes: [${[mailboxRoute, ...routes].join(', ')}]` +
             `, retry: ${retry ?? '{ schedule: [300ms], maxAge: 1h, jitter: 0 }'}` +
-            `${delayWarning ? `, delayWarning: ${delayWarning}` : ''} }`
+            `${delayWarning ? `, delayWarning: ${delayWarning}` : ''} }` +
+            `\ndns: { servers: ["${dns.server}"] }`
           );
         },
         async close() {
