@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { ConfigWatcher, type LiveSettings } from './config/configWatcher.js';
 import type { Config, ListenerName } from './config/schema.js';
 import { Authenticator } from './auth/authenticator.js';
 import { startControlServer } from './control/controlServer.js';
@@ -44,6 +45,8 @@ export interface GatewayDeps {
   clock?: Clock;
   /** A registry of its own per gateway; tests running several gateways in one process pass none. */
   metrics?: Metrics;
+  /** The file `config` came from: watched, and what can change while running is applied. */
+  configFile?: string;
 }
 
 export interface Gateway {
@@ -255,6 +258,20 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     readiness = probe;
     closers.push(() => probe.stop());
 
+    const liveSettings: LiveSettings[] = [];
+    let configWatcher: ConfigWatcher | undefined;
+    if (deps.configFile) {
+      const watcher = new ConfigWatcher({
+        file: deps.configFile,
+        initial: config,
+        live: liveSettings,
+        logger: logger.child({ component: 'config' }),
+        onReload: (result) => metrics.reloads.inc({ what: 'config', result }),
+      });
+      configWatcher = watcher;
+      closers.push(() => watcher.close());
+    }
+
     let http: HttpEndpoints | undefined;
     if (config.http.enabled) {
       const endpoints = await startHttpEndpoints({
@@ -291,6 +308,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
         users.reload();
         certificates.reload();
         void policyWatcher.reload();
+        configWatcher?.reload();
       },
       stop() {
         stopping ??= (async () => {

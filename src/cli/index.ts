@@ -55,7 +55,7 @@ program
         process.exit(70);
       });
     }
-    const gateway = await startGateway(config, { logger });
+    const gateway = await startGateway(config, { logger, configFile: configPath(opts.config) });
 
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {

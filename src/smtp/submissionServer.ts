@@ -102,6 +102,17 @@ export interface SubmissionDeps {
   policy?: ReportingPolicyGate;
   /** Told of connections, logins and messages, for metrics; none by default. */
   observer?: SmtpObserver;
+  /** Signs each accepted message before it is queued (DKIM); none: messages go unsigned. */
+  signer?: MessageSigner;
+}
+
+/**
+ * Adds signature header fields over the message exactly as delivery will send it: Postern's
+ * own header lines (`prepended`), then the message file. Returns the lines to put on top of
+ * `prepended` ('' when nothing signs it).
+ */
+export interface MessageSigner {
+  sign(input: { from: readonly string[]; prepended: string; open(): Readable }): Promise<string>;
 }
 
 export interface SubmissionListeners {
@@ -571,8 +582,17 @@ async function receiveMessage(
       authenticatedUser: config.received.includeAuthUser ? userName(session) : undefined,
       date: new Date(clock.now()),
     });
+    const prepended = trace + verdict.headers.join('');
+    // Signed before the commit, so what is queued is exactly what is sent (and verified).
+    const signature = deps.signer
+      ? await deps.signer.sign({
+          from: headerBlock.fields().filter((field) => field.key === 'from').map((field) => field.value),
+          prepended,
+          open: () => Readable.from(readBack(written)),
+        })
+      : '';
     await incoming.commit({
-      headers: trace + verdict.headers.join(''),
+      headers: signature + prepended,
       sender: mailFrom ? mailFrom.address : '',
       recipients: session.envelope.rcptTo.map((r) => r.address),
       user: userName(session),

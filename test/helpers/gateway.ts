@@ -81,7 +81,7 @@ export async function startTestGateway(options: {
   const prepared = options.dir ?? (await prepareGatewayDir(options));
   const { readFile } = await import('node:fs/promises');
   const config = parseConfig(await readFile(prepared.configFile, 'utf8'), prepared.configFile);
-  const gateway = await startGateway(config, { logger: options.logger ?? silentLogger() });
+  const gateway = await startGateway(config, { logger: options.logger ?? silentLogger(), configFile: prepared.configFile });
   return {
     ...prepared,
     gateway,
