@@ -19,6 +19,9 @@ export type PosternRunner = 'dist' | 'tsx';
 export type BenchPolicy = 'default' | 'none';
 export type BenchLimitStore = 'memory' | 'redis';
 
+/** The next hop: the sink as smarthost, or as MX host found through `dnsServer` ("127.0.0.1:PORT"). */
+export type BenchDelivery = { mode: 'smarthost' } | { mode: 'mx'; dnsServer: string };
+
 export interface PosternUnderTest {
   pid: number;
   runner: PosternRunner;
@@ -67,7 +70,7 @@ async function freePort(): Promise<number> {
  * level warn Postern does not log the ports it bound. Limits are raised so the load
  * generator, not a limit, is what a scenario measures; the spool fsyncs as in production.
  */
-function benchConfig(ports: { submission: number; submissions: number; sink: number }, redisPort: number | undefined): string {
+function benchConfig(ports: { submission: number; submissions: number; sink: number }, redisPort: number | undefined, delivery: BenchDelivery): string {
   return [
     `hostname: ${BENCH_HOSTNAME}`,
     'listeners:',
@@ -78,13 +81,28 @@ function benchConfig(ports: { submission: number; submissions: number; sink: num
     'auth: { usersFile: users.yaml, lockout: { failures: 1000 } }',
     'limits: { maxMessageSize: 50MiB, maxRecipients: 1000, maxConnections: 5000, maxConnectionsPerIp: 5000 }',
     'spool: { dir: spool }',
-    `delivery: { mode: smarthost, smarthost: { host: 127.0.0.1, port: ${ports.sink}, tls: none }, concurrency: 20 }`,
+    ...deliveryLines(ports.sink, delivery),
     'policies: { dir: policies }',
     ...(redisPort ? [`rateLimit: { store: redis, url: "redis://127.0.0.1:${redisPort}" }`] : []),
     'shutdown: { gracePeriod: 5s }',
     'log: { level: warn }',
     '',
   ].join('\n');
+}
+
+/**
+ * Smarthost: every message to the sink, no DNS. MX: the sink is the MX host of the recipients'
+ * domain, found through the bench's DNS server on every delivery as in production; the sink
+ * offers no STARTTLS, so opportunistic TLS sends in plaintext, as it would to such a host.
+ */
+function deliveryLines(sinkPort: number, delivery: BenchDelivery): string[] {
+  if (delivery.mode === 'smarthost') {
+    return [`delivery: { mode: smarthost, smarthost: { host: 127.0.0.1, port: ${sinkPort}, tls: none }, concurrency: 20 }`];
+  }
+  return [
+    `delivery: { mode: mx, mx: { port: ${sinkPort}, tls: opportunistic }, concurrency: 20 }`,
+    `dns: { servers: [${JSON.stringify(delivery.dnsServer)}] }`,
+  ];
 }
 
 /**
@@ -120,11 +138,6 @@ async function waitUntilListening(port: number, greeting: boolean, child: ChildP
   throw new Error(`Postern did not answer on 127.0.0.1:${port} within 60 s: ${output()}`);
 }
 
-/**
- * Starts Postern as `postern start` runs it, in a temporary directory (on the same disk as
- * the system's temp dir) with a generated config, a users file holding one bench user with a
- * real scrypt hash, a self-signed certificate, and its spool. Delivery goes to the sink.
- */
 /**
  * The policy the bench runs with: the shipped baseline (policies/*.yaml), with every
  * rate-limit maximum raised so the bench measures what evaluating the rules costs rather than
@@ -163,7 +176,18 @@ async function startRedis(): Promise<{ port: number; stop(): Promise<void> }> {
   throw new Error('redis-server did not start (is it installed? apt-get install redis-server)');
 }
 
-export async function startPostern(options: { sinkPort: number; policy?: BenchPolicy; rateLimitStore?: BenchLimitStore }): Promise<PosternUnderTest> {
+/**
+ * Starts Postern as `postern start` runs it, in a temporary directory (on the same disk as
+ * the system's temp dir) with a generated config, a users file holding one bench user with a
+ * real scrypt hash, a self-signed certificate, and its spool. Delivery goes to the sink,
+ * as smarthost or as MX host.
+ */
+export async function startPostern(options: {
+  sinkPort: number;
+  policy?: BenchPolicy;
+  rateLimitStore?: BenchLimitStore;
+  delivery?: BenchDelivery;
+}): Promise<PosternUnderTest> {
   const policy = options.policy ?? 'default';
   const rateLimitStore = options.rateLimitStore ?? 'memory';
   const dir = await mkdtemp(join(tmpdir(), 'postern-bench-'));
@@ -178,7 +202,7 @@ export async function startPostern(options: { sinkPort: number; policy?: BenchPo
   await mkdir(join(dir, 'certs'));
   const ports = { submission: await freePort(), submissions: await freePort(), sink: options.sinkPort };
   const configFile = join(dir, 'postern.yaml');
-  await writeFile(configFile, benchConfig(ports, redis?.port));
+  await writeFile(configFile, benchConfig(ports, redis?.port, options.delivery ?? { mode: 'smarthost' }));
 
   const { runner, args } = chooseRunner();
   // POSTERN_BENCH_NODE_ARGS passes extra flags to Postern's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".

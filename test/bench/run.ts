@@ -1,19 +1,25 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseDuration, parseSize } from '../../src/util/units.js';
 import type { TlsMode } from './loadGenerator.js';
-import { BENCH_HOSTNAME, BENCH_SENDER, startPostern, type BenchLimitStore, type BenchPolicy, type PosternUnderTest } from './posternProcess.js';
+import type { DnsServer } from '../helpers/dnsServer.js';
+import { BENCH_HOSTNAME, BENCH_SENDER, startPostern, type BenchDelivery, type BenchLimitStore, type BenchPolicy, type PosternUnderTest } from './posternProcess.js';
 import { processGroup, singleProcess } from './processStats.js';
 import { ProgressLine } from './progress.js';
 import { combineRounds, formatReport, machineInfo, ratiosFor, type BenchReport, type Ratio } from './report.js';
-import { runScenario, type RunContext, type ScenarioResult, type Target } from './runScenario.js';
-import { findScenario, STANDARD_SCENARIOS, withOverrides, type Scenario, type ScenarioOptions } from './scenarios.js';
+import { runRecoveryScenario, runScenario, type RunContext, type ScenarioResult, type Target } from './runScenario.js';
+import { findScenario, isPosternOnly, STANDARD_SCENARIOS, withOverrides, type DeliveryMode, type Scenario, type ScenarioOptions } from './scenarios.js';
 import { Sink } from './sink.js';
+import { startSinkDns } from './sinkDns.js';
 
 /**
  * `npm run bench`: starts a sink and Postern, runs the standard scenarios (or those named),
  * and prints a table, or JSON with --json. With --target it measures any SMTP server instead;
  * with --vs it alternates Postern and another server round by round and prints the ratios.
+ * A Postern is started per next hop the chosen scenarios need (smarthost, or MX through a
+ * dnsmasq serving the sink's domain), when the first scenario needs it.
  */
+
+const RECIPIENT_DOMAIN = 'sink.bench.test';
 
 const POSTFIX_PROCESSES = 'master|smtpd|cleanup|qmgr|smtp|trivial-rewrite|tlsmgr|anvil|proxymap|bounce';
 
@@ -81,8 +87,8 @@ function parseCommandLine(argv: string[]): CliOptions {
     .addOption(new Option('--tls <mode>', 'TLS for every scenario').choices(['starttls', 'implicit', 'none']))
     .option('--user <name>', 'AUTH PLAIN user for --target')
     .option('--password <password>', 'AUTH PLAIN password for --target')
-    .option('--concurrency <n>', 'parallel sessions (idle-tls-sessions: sessions held open)', positiveInt('--concurrency'))
-    .option('--messages <n>', 'messages per scenario', positiveInt('--messages'))
+    .option('--concurrency <n>', 'parallel sessions (idle-tls-sessions: sessions held open; recovery: delivery workers)', positiveInt('--concurrency'))
+    .option('--messages <n>', 'messages per scenario (recovery: messages queued in the spool)', positiveInt('--messages'))
     .option('--duration <time>', 'send for this long instead of a count, e.g. 10s', wrap(parseDuration))
     .option('--size <size>', 'message size, header included, e.g. 5KB, 100KB, 10MB', wrap(parseSize))
     .option('--recipients <n>', 'recipients per message', positiveInt('--recipients'))
@@ -108,6 +114,9 @@ function parseCommandLine(argv: string[]): CliOptions {
   if (options.target) hostPort(options.target);
   if (options.vs) hostPort(options.vs);
   if (options.target && options.vs) program.error('--vs compares against Postern; it cannot be combined with --target');
+  const other = options.target ? '--target' : options.vs ? '--vs' : undefined;
+  const posternOnly = options.scenario.filter((name) => isPosternOnly(findScenario(name)!));
+  if (other && posternOnly.length > 0) program.error(`${posternOnly.join(', ')} measure${posternOnly.length === 1 ? 's' : ''} Postern's own delivery or spool; not with ${other}`);
   return options;
 }
 
@@ -149,15 +158,19 @@ function otherTarget(address: string, auth: { user?: string; password?: string }
 
 async function main(): Promise<void> {
   const options = parseCommandLine(process.argv);
-  const names = options.scenario.length > 0 ? options.scenario : STANDARD_SCENARIOS.map((s) => s.name);
+  const comparing = options.target !== undefined || options.vs !== undefined;
+  // The default set against another server leaves out what only Postern has.
+  const names = options.scenario.length > 0 ? options.scenario : STANDARD_SCENARIOS.filter((s) => !(comparing && isPosternOnly(s))).map((s) => s.name);
   const scenarios: Scenario[] = names.map((name) => withOverrides(findScenario(name)!, overrides(options)));
   const progress = new ProgressLine(process.stderr, !options.json || process.stderr.isTTY === true);
   const startedAt = new Date().toISOString();
 
   let sink: Sink | undefined;
-  let postern: PosternUnderTest | undefined;
+  const posterns = new Map<DeliveryMode, PosternUnderTest>();
+  let dns: DnsServer | undefined;
   const cleanUp = async () => {
-    await postern?.stop().catch(() => {});
+    for (const postern of posterns.values()) await postern.stop().catch(() => {});
+    await dns?.stop().catch(() => {});
     await sink?.stop().catch(() => {});
   };
   const onSignal = () => {
@@ -168,20 +181,32 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
 
   try {
-    sink = await Sink.start(options.sinkPort);
-    let primary: Target;
-    if (options.target) {
-      primary = otherTarget(options.target, options, options.tls);
-    } else {
-      postern = await startPostern({ sinkPort: sink.port, policy: options.policy, rateLimitStore: options.rateLimitStore });
-      primary = posternTarget(postern);
-    }
+    const sinkPort = (sink = await Sink.start(options.sinkPort)).port;
+    const posternFor = async (mode: DeliveryMode): Promise<PosternUnderTest> => {
+      const running = posterns.get(mode);
+      if (running) return running;
+      let delivery: BenchDelivery = { mode: 'smarthost' };
+      if (mode === 'mx') {
+        dns ??= await startSinkDns(RECIPIENT_DOMAIN);
+        delivery = { mode: 'mx', dnsServer: dns.server };
+      }
+      const started = await startPostern({ sinkPort, policy: options.policy, rateLimitStore: options.rateLimitStore, delivery });
+      posterns.set(mode, started);
+      return started;
+    };
+    const targetFor = async (scenario: Scenario): Promise<Target> =>
+      options.target ? otherTarget(options.target, options, options.tls) : posternTarget(await posternFor(scenario.delivery ?? 'smarthost'));
     const vs = options.vs ? otherTarget(options.vs, { user: options.vsUser, password: options.vsPassword }, options.vsTls, options.vsProcess) : undefined;
-    const context: RunContext = { sink, progress, ehloName: BENCH_HOSTNAME, from: BENCH_SENDER, recipientDomain: 'sink.bench.test' };
+    const context: RunContext = { sink, progress, ehloName: BENCH_HOSTNAME, from: BENCH_SENDER, recipientDomain: RECIPIENT_DOMAIN };
 
     const results: ScenarioResult[] = [];
     const ratios: Ratio[] = [];
     for (const scenario of scenarios) {
+      if (scenario.kind === 'recovery') {
+        results.push(await runRecoveryScenario(scenario, context));
+        continue;
+      }
+      const primary = await targetFor(scenario);
       if (!vs) {
         results.push(await runScenario(scenario, primary, context));
         continue;
@@ -199,6 +224,7 @@ async function main(): Promise<void> {
       if (scenario.kind === 'load') ratios.push(...ratiosFor(mine, other));
     }
 
+    const postern = posterns.values().next().value;
     const report: BenchReport = {
       machine: machineInfo(),
       startedAt,

@@ -5,6 +5,7 @@ import { PeakRssSampler, type MeasuredServer } from './processStats.js';
 import type { ProgressLine } from './progress.js';
 import type { Scenario, ScenarioOptions } from './scenarios.js';
 import type { Sink } from './sink.js';
+import { measureSpoolRecovery, type RecoveryMeasurement } from './spoolRecovery.js';
 import { percentiles, round, type Percentiles } from './stats.js';
 
 /** A server a scenario runs against: Postern started by the bench, --target, or --vs. */
@@ -54,6 +55,8 @@ export interface ScenarioResult {
   generatorCpuMsPerMessage: number | null;
   peakRssMiB: number | null;
   idleSessions?: IdleSessionsResult;
+  /** The recovery scenario's figures (times in ms, heap in MiB). */
+  recovery?: RecoveryMeasurement;
   /** With --rounds: each round's headline figures; the fields above are their medians. */
   rounds?: Array<Pick<ScenarioResult, 'accepted' | 'errors' | 'acceptedPerSecond' | 'deliveredPerSecond' | 'cpuMsPerMessage'>>;
 }
@@ -61,6 +64,7 @@ export interface ScenarioResult {
 export interface RunContext {
   sink: Sink;
   progress: ProgressLine;
+  /** The bench's host name: EHLO name, and the name recovered messages were accepted by. */
   ehloName: string;
   from: string;
   recipientDomain: string;
@@ -276,22 +280,10 @@ export async function runIdleSessionsScenario(scenario: Scenario, target: Target
   const sessions = opened.sessions.length;
   const known = (bytes: number | undefined): bytes is number => bytes !== undefined && Number.isFinite(bytes);
   return {
-    name: scenario.name,
-    target: target.label,
-    options,
-    accepted: 0,
-    delivered: null,
+    ...withoutLoad(scenario.name, target.label, options, startedAt),
     errors: opened.failures,
     sessionFailures: opened.failures,
     firstErrors: opened.firstErrors,
-    elapsedMs: round(now() - startedAt, 0),
-    acceptedPerSecond: 0,
-    deliveredPerSecond: null,
-    mailTo250Ms: null,
-    dataTo250Ms: null,
-    acceptedToDeliveredMs: null,
-    cpuMsPerMessage: null,
-    generatorCpuMsPerMessage: null,
     peakRssMiB: known(peakRss) ? round(peakRss / MiB, 1) : null,
     idleSessions: {
       sessions,
@@ -302,6 +294,70 @@ export async function runIdleSessionsScenario(scenario: Scenario, target: Target
   };
 }
 
+/** The fields of a result for a scenario that sends no messages (idle sessions, recovery). */
+function withoutLoad(name: string, target: string, options: ScenarioResult['options'], startedAt: number) {
+  return {
+    name,
+    target,
+    options,
+    accepted: 0,
+    delivered: null,
+    elapsedMs: round(now() - startedAt, 0),
+    acceptedPerSecond: 0,
+    deliveredPerSecond: null,
+    mailTo250Ms: null,
+    dataTo250Ms: null,
+    acceptedToDeliveredMs: null,
+    cpuMsPerMessage: null,
+    generatorCpuMsPerMessage: null,
+  } satisfies Partial<ScenarioResult>;
+}
+
+/** Used when --duration took the place of the message count: recovery needs a count. */
+const DEFAULT_RECOVERY_MESSAGES = 100_000;
+
+/**
+ * Fills a spool directory with the scenario's `messages` and times Spool.open() and
+ * DeliveryQueue.start() on it, in a process of their own: Postern's spool, with no SMTP and no
+ * target server.
+ */
+export async function runRecoveryScenario(scenario: Scenario, context: Pick<RunContext, 'progress' | 'ehloName' | 'from' | 'recipientDomain'>): Promise<ScenarioResult> {
+  const options = { ...scenario.options };
+  const messages = options.messages ?? DEFAULT_RECOVERY_MESSAGES;
+  const startedAt = now();
+  const measured = await measureSpoolRecovery(
+    {
+      messages,
+      size: options.size,
+      concurrency: options.concurrency,
+      from: context.from,
+      recipientDomain: context.recipientDomain,
+      hostname: context.ehloName,
+    },
+    (text) => context.progress.update(`${scenario.name}: ${text} ${elapsedText(startedAt)}`),
+  );
+  context.progress.finish();
+  return {
+    ...withoutLoad(scenario.name, 'postern', { ...options, messages }, startedAt),
+    errors: 0,
+    sessionFailures: 0,
+    firstErrors: [],
+    peakRssMiB: null,
+    recovery: {
+      ...measured,
+      writeMs: round(measured.writeMs, 0),
+      openMs: round(measured.openMs, 1),
+      startMs: round(measured.startMs, 1),
+      heapBeforeMiB: round(measured.heapBeforeMiB, 1),
+      openHeapMiB: round(measured.openHeapMiB, 1),
+      startHeapMiB: round(measured.startHeapMiB, 1),
+      heapAfterMiB: round(measured.heapAfterMiB, 1),
+      rssAfterMiB: round(measured.rssAfterMiB, 1),
+    },
+  };
+}
+
 export function runScenario(scenario: Scenario, target: Target, context: RunContext): Promise<ScenarioResult> {
+  if (scenario.kind === 'recovery') return runRecoveryScenario(scenario, context);
   return scenario.kind === 'idle-sessions' ? runIdleSessionsScenario(scenario, target, context) : runLoadScenario(scenario, target, context);
 }

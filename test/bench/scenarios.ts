@@ -3,12 +3,21 @@ import type { LoadOptions } from './loadGenerator.js';
 /** What a scenario fixes about the load; the rest (target, credentials, run id) comes from the run. */
 export type ScenarioOptions = Pick<LoadOptions, 'tls' | 'concurrency' | 'messages' | 'durationMs' | 'size' | 'recipients' | 'connectionPerMessage'>;
 
+/** How the Postern under test reaches the sink: as its smarthost, or as the MX of the recipients' domain. */
+export type DeliveryMode = 'smarthost' | 'mx';
+
 export interface Scenario {
   /** Stable: the README and issue notes quote these names. */
   name: string;
   description: string;
-  /** `load` sends messages; `idle-sessions` opens sessions and measures the memory they hold. */
-  kind: 'load' | 'idle-sessions';
+  /**
+   * `load` sends messages; `idle-sessions` opens sessions and measures the memory they hold;
+   * `recovery` fills a spool directory with `messages` queued messages of `size` bytes and
+   * times opening it and scheduling them on `concurrency` delivery workers (no SMTP).
+   */
+  kind: 'load' | 'idle-sessions' | 'recovery';
+  /** For `load` against the Postern the bench starts: its next hop. Smarthost unless stated. */
+  delivery?: DeliveryMode;
   options: ScenarioOptions;
 }
 
@@ -51,12 +60,33 @@ export const STANDARD_SCENARIOS: readonly Scenario[] = Object.freeze([
     options: { tls: 'starttls', concurrency: 4, messages: 20, size: 10 * MB, recipients: 1, connectionPerMessage: false },
   },
   {
+    name: 'mx',
+    description: 'MX delivery: 20 persistent STARTTLS + AUTH sessions, 5 KB, each message routed by an MX lookup (dnsmasq) to the sink',
+    kind: 'load',
+    delivery: 'mx',
+    options: { tls: 'starttls', concurrency: 20, messages: 2000, size: 5 * KB, recipients: 1, connectionPerMessage: false },
+  },
+  {
+    name: 'recovery',
+    description: 'spool recovery: 100,000 queued 1 KB messages; time and heap of Spool.open() and DeliveryQueue.start() (20 workers)',
+    kind: 'recovery',
+    options: { tls: 'none', concurrency: 20, messages: 100_000, size: 1 * KB, recipients: 1, connectionPerMessage: false },
+  },
+  {
     name: 'idle-tls-sessions',
     description: '1000 implicit-TLS sessions after EHLO + AUTH, held idle: memory per session',
     kind: 'idle-sessions',
     options: { tls: 'implicit', concurrency: 1000, messages: 0, size: 0, recipients: 0, connectionPerMessage: false },
   },
 ]);
+
+/**
+ * Scenarios that measure Postern's own machinery (its MX delivery, its spool) rather than an
+ * SMTP conversation, so they run only against the Postern the bench starts, never --target or --vs.
+ */
+export function isPosternOnly(scenario: Scenario): boolean {
+  return scenario.kind === 'recovery' || scenario.delivery === 'mx';
+}
 
 export function findScenario(name: string): Scenario | undefined {
   return STANDARD_SCENARIOS.find((scenario) => scenario.name === name);

@@ -22,13 +22,13 @@ async function bench(...args: string[]): Promise<BenchReport> {
   return JSON.parse(stdout) as BenchReport;
 }
 
-function assertHealthyRun(report: BenchReport, expected: { tls: string; connectionPerMessage: boolean }): void {
+function assertHealthyRun(report: BenchReport, expected: { tls: string; connectionPerMessage: boolean; name?: string }): void {
   assert.ok(report.postern && ['dist', 'tsx'].includes(report.postern.runner), 'the report says how Postern was run');
   assert.equal(report.machine.cpus > 0, true);
   assert.equal(report.scenarios.length, 1);
   const [result] = report.scenarios;
   assert.ok(result);
-  assert.equal(result.name, 'persistent-starttls-5k');
+  assert.equal(result.name, expected.name ?? 'persistent-starttls-5k');
   assert.equal(result.target, 'postern');
   assert.equal(result.options.tls, expected.tls);
   assert.equal(result.options.connectionPerMessage, expected.connectionPerMessage);
@@ -55,6 +55,32 @@ describe('npm run bench', () => {
   test('one implicit-TLS connection per message delivers every message too', async () => {
     const report = await bench('--scenario', 'persistent-starttls-5k', '--messages', '40', '--concurrency', '4', '--connection-per-message', '--tls', 'implicit');
     assertHealthyRun(report, { tls: 'implicit', connectionPerMessage: true });
+  });
+
+  test('the mx scenario delivers every message to the sink found by an MX lookup', async () => {
+    const report = await bench('--scenario', 'mx', '--messages', '40', '--concurrency', '4');
+    assertHealthyRun(report, { tls: 'starttls', connectionPerMessage: false, name: 'mx' });
+  });
+
+  test('the recovery scenario recovers and schedules every message it wrote to a spool', async () => {
+    const report = await bench('--scenario', 'recovery', '--messages', '300', '--concurrency', '8');
+    assert.equal(report.postern, null, 'no Postern process is started: the spool is measured in a process of its own');
+    const [result] = report.scenarios;
+    assert.ok(result?.recovery, 'the recovery figures are reported');
+    const { recovery } = result;
+    assert.equal(recovery.messages, 300);
+    assert.equal(recovery.concurrency, 8);
+    assert.equal(recovery.attemptsStarted, 8, 'start() began one attempt per delivery worker');
+    for (const figure of [recovery.openMs, recovery.heapAfterMiB, recovery.rssAfterMiB]) assert.ok(Number.isFinite(figure) && figure > 0);
+    // Scheduling 300 messages may round to 0.0 ms; only its presence is checked.
+    for (const figure of [recovery.startMs, recovery.openHeapMiB, recovery.startHeapMiB]) assert.ok(Number.isFinite(figure));
+  });
+
+  test('scenarios that measure Postern itself are refused against another server', async () => {
+    await assert.rejects(
+      run(process.execPath, ['--import', 'tsx', 'test/bench/run.ts', '--target', '127.0.0.1:1', '--scenario', 'recovery'], { cwd: REPO }),
+      (err: Error & { stderr?: string }) => /recovery measures Postern's own delivery or spool; not with --target/.test(err.stderr ?? ''),
+    );
   });
 
   test('a target that refuses every connection yields errors, not a hang', async () => {
