@@ -118,6 +118,11 @@ export interface RuleDeps {
   logger: Logger;
   resolver: DnsResolver;
   limiter: LimiterStore;
+  /**
+   * Postern's DKIM signer, as far as rules need it: the d= it will sign a message From
+   * `fromDomain` (lower-case ASCII) with, or undefined when it has no key for it. Absent: Postern signs nothing.
+   */
+  signing?: { signingDomainFor(fromDomain: string): string | undefined };
 }
 
 export interface Rule {

@@ -1,5 +1,8 @@
 import type { RuleType } from '../policy/types.js';
+import bulkSender from './bulkSender.js';
 import clientIp from './clientIp.js';
+import dkimVerify from './dkimVerify.js';
+import dmarc from './dmarc.js';
 import headers from './headers.js';
 import maxRecipients from './maxRecipients.js';
 import messageSize from './messageSize.js';
@@ -20,4 +23,7 @@ export const BUILTIN_RULE_TYPES: readonly RuleType[] = [
   headers,
   rateLimit,
   spf,
+  dkimVerify,
+  dmarc,
+  bulkSender,
 ] as RuleType[];

@@ -1,0 +1,59 @@
+import type { DNSResolver } from 'mailauth';
+import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
+import type { HeaderField, PolicyMessage, RuleDeps } from '../../policy/types.js';
+import { asciiDomain } from '../../policy/match/addresses.js';
+
+/**
+ * The DKIM signatures a message arrives with (RFC 6376), each verified with mailauth against
+ * the injected resolver and clock, and reduced to what a rule decides on:
+ * - pass: the signature verifies over the whole body;
+ * - unacceptable: it verifies, but local policy cannot accept it (RFC 7372 section 3.1,
+ *   "no acceptable signature"): a key shorter than 1024 bits (RFC 8301 section 3.2), or an l=
+ *   tag leaving part of the body unsigned, so anything could be appended (RFC 6376 section 8.2);
+ * - temperror: the key could not be looked up for a reason that may pass;
+ * - fail: anything else (bad signature, body hash mismatch, no key, expired...).
+ * DKIM-Signature fields mailauth cannot use at all (unknown algorithm, no d= or s=) yield no entry.
+ */
+export interface SignatureCheck {
+  /** The signing domain (d=), lower-case ASCII. */
+  domain: string;
+  outcome: 'pass' | 'unacceptable' | 'temperror' | 'fail';
+  /** Why it is not a pass, for the reply ("body hash did not verify"); '' for a pass. */
+  reason: string;
+}
+
+/** Whether the message carries any DKIM-Signature field at all. */
+export function hasDkimSignature(headers: readonly HeaderField[]): boolean {
+  return headers.some((field) => field.key === 'dkim-signature');
+}
+
+/** Verifies every DKIM signature of `message`; stops reading it when `signal` aborts. */
+export async function checkDkimSignatures(message: PolicyMessage, deps: Pick<RuleDeps, 'resolver' | 'clock'>, signal?: AbortSignal): Promise<SignatureCheck[]> {
+  const input = message.open();
+  const stop = () => input.destroy(new Error('the DKIM check was abandoned'));
+  if (signal?.aborted) stop();
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    const verified = await dkimVerify(input, {
+      // DnsResolver is mailauth's resolver shape with `unknown` records; they pass through as given.
+      resolver: deps.resolver as DNSResolver,
+      curTime: new Date(deps.clock.now()),
+    });
+    return verified.results
+      .filter((result) => typeof result.signingDomain === 'string' && result.signingDomain !== '')
+      .map((result): SignatureCheck => {
+        const domain = asciiDomain(result.signingDomain);
+        const { result: status, comment, underSized } = result.status;
+        if (status === 'pass') {
+          return underSized ? { domain, outcome: 'unacceptable', reason: 'it leaves part of the body unsigned (l= tag)' } : { domain, outcome: 'pass', reason: '' };
+        }
+        if (status === 'policy') return { domain, outcome: 'unacceptable', reason: 'its key is shorter than 1024 bits' };
+        if (status === 'temperror' || status === 'temperr') return { domain, outcome: 'temperror', reason: 'its key could not be looked up (DNS)' };
+        if (comment === 'no key') return { domain, outcome: 'fail', reason: `no key is published at ${result.selector ?? ''}._domainkey.${domain}` };
+        return { domain, outcome: 'fail', reason: comment || status };
+      });
+  } finally {
+    signal?.removeEventListener('abort', stop);
+    input.destroy();
+  }
+}
