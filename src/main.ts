@@ -16,8 +16,7 @@ import { DeliveryQueue } from './delivery/deliveryQueue.js';
 import { MtaStsResolver } from './delivery/mtaSts.js';
 import { RoutedTransport } from './delivery/routedTransport.js';
 import { SenderNotifier } from './delivery/senderNotifier.js';
-import { cachingResolver } from './dns/cachingResolver.js';
-import { createNodeResolver } from './dns/nodeResolver.js';
+import { createResolver } from './dns/resolver.js';
 import { startHttpEndpoints, type HttpEndpoints } from './http/httpServer.js';
 import { Readiness } from './http/readiness.js';
 import { deliveryAttemptCounter } from './metrics/deliveryMetrics.js';
@@ -138,7 +137,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     const authenticator = new Authenticator({ users, lockout, cache: new VerifiedLoginCache(config.auth.cacheTtl, clock), failureDelayMs: config.auth.failureDelay, clock });
 
     // One resolver and answer cache for rules and delivery, asking `dns.servers` (or the system's).
-    const dnsResolver = cachingResolver(createNodeResolver({ servers: config.dns.servers }), clock);
+    const dnsResolver = createResolver({ servers: config.dns.servers, clock });
 
     // The policy: built-in rule types plus the operator's files; a bad file stops the start
     // here (and on a reload is refused while the running set stays).

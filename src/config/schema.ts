@@ -1,5 +1,6 @@
 import { hostname as osHostname } from 'node:os';
 import { z } from 'zod';
+import { parseServerAddress } from '../dns/serverAddress.js';
 import { parseDuration, parseSize } from '../util/units.js';
 
 /**
@@ -269,7 +270,21 @@ export const configSchema = z.strictObject({
   dns: z
     .strictObject({
       /** DNS servers ("10.0.0.53", "127.0.0.1:5353") for delivery (MX, MTA-STS) and rules (SPF, DKIM, DMARC); empty: the system's. */
-      servers: z.array(z.string().min(1)).default([]),
+      servers: z
+        .array(
+          z.string().refine(
+            (server) => {
+              try {
+                parseServerAddress(server);
+                return true;
+              } catch {
+                return false;
+              }
+            },
+            { message: 'must be an IP address, optionally with a port: 10.0.0.53, 127.0.0.1:5353, [::1]:53' },
+          ),
+        )
+        .default([]),
     })
     .prefault({}),
   dkim: z

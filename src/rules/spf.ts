@@ -94,7 +94,8 @@ const spf: RuleType<SpfParams> = {
   params: paramsSchema,
   description: "the gateway's egress addresses must be authorised by the sender domain's SPF record",
   create(params, deps) {
-    // One cache per rule instance: its answers live as long as the policy set that built it.
+    // The gateway's resolver already caches for each answer's TTL and passes through unchanged;
+    // a resolver without a cache (a rule tested alone, `policy test`) gets a fixed-TTL one here.
     // DnsResolver is mailauth's resolver shape with `unknown` records; the records pass through as given.
     const resolver = cachingResolver(deps.resolver, deps.clock) as DNSResolver;
 

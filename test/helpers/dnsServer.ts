@@ -27,6 +27,16 @@ export interface TestZone {
    * types for a name that only has this record with NXDOMAIN, not NODATA.
    */
   nullMx?: string[];
+  /** name -> the name it is an alias of (CNAME); the target should be defined in the zone too. */
+  cname?: Record<string, string>;
+  /** TTL in seconds of every answer (dnsmasq's `local-ttl`); dnsmasq's default is 0. */
+  ttl?: number;
+  /**
+   * Serve the zone authoritatively (dnsmasq's `auth-zone`), so that NXDOMAIN and NODATA answers
+   * carry the zone's SOA for negative caching (RFC 2308). Every TTL in the zone, the SOA's own
+   * and its MINIMUM field included, is then this many seconds (`auth-ttl`; `ttl` no longer applies).
+   */
+  authoritativeTtl?: number;
 }
 
 export interface DnsServer {
@@ -46,6 +56,14 @@ const READY_POLLS = 100;
  */
 function zoneConfig(zone: TestZone): string {
   const lines = [`local=/${zone.zone}/`, `txt-record=${PROBE_NAME}.${zone.zone},"ready"`];
+  if (zone.ttl !== undefined) lines.push(`local-ttl=${seconds('ttl', zone.ttl)}`);
+  if (zone.authoritativeTtl !== undefined) {
+    // Queries arriving on 127.0.0.1 are answered from the zone, with its SOA on negative answers.
+    lines.push(`auth-zone=${zone.zone}`, `auth-server=ns.${zone.zone},127.0.0.1`, `auth-ttl=${seconds('authoritativeTtl', zone.authoritativeTtl)}`);
+  }
+  for (const [name, target] of Object.entries(zone.cname ?? {})) {
+    lines.push(`cname=${name},${target}`);
+  }
   for (const [name, records] of Object.entries(zone.txt ?? {})) {
     for (const record of records) {
       const strings = typeof record === 'string' ? [record] : record;
@@ -69,6 +87,11 @@ function zoneConfig(zone: TestZone): string {
     lines.push(`dns-rr=${name},15,0000 00`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+function seconds(option: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${option} must be a whole number of seconds, got ${value}`);
+  return value;
 }
 
 /** Everything that keeps it off port 53, off other addresses and away from the system's files. */

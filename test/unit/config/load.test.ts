@@ -59,3 +59,13 @@ describe('configuration loading', () => {
     assert.match(first!, /^line \d+, column \d+: /);
   });
 });
+
+describe('DNS servers', () => {
+  test('an entry that is not an address with an optional port is refused with its path', () => {
+    assert.throws(
+      () => parseConfig('dns: { servers: ["127.0.0.1:5353", "dns.example.net"] }\n', '/etc/postern/postern.yaml'),
+      (err: Error) => /dns\.servers\.1: must be an IP address/.test(err.message),
+    );
+    assert.deepEqual(parseConfig('dns: { servers: ["10.0.0.53", "[::1]:53"] }\n', '/etc/postern/postern.yaml').dns.servers, ['10.0.0.53', '[::1]:53']);
+  });
+});

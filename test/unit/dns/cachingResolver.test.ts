@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { cachingResolver } from '../../../src/dns/cachingResolver.js';
+import { ttlCachingResolver } from '../../../src/dns/ttlCache.js';
 import { ManualClock } from '../../../src/util/clock.js';
 
 describe('the caching resolver', () => {
@@ -32,5 +33,16 @@ describe('the caching resolver', () => {
     assert.equal(queries, 1);
     await assert.rejects(resolver('example.com', 'MX'), { code: 'ETIMEOUT' });
     assert.equal(queries, 2);
+  });
+
+  test('a resolver that already keeps answers for their TTL is used as it is, not held longer behind a fixed TTL', async () => {
+    const clock = new ManualClock();
+    let queries = 0;
+    const ttlAware = ttlCachingResolver(async () => ({ records: [`answer ${++queries}`], ttlSeconds: 10 }), clock);
+    const resolver = cachingResolver(ttlAware, clock);
+    assert.equal(resolver, ttlAware);
+    await resolver('example.com', 'TXT');
+    clock.advance(10_000);
+    assert.deepEqual(await resolver('example.com', 'TXT'), ['answer 2']);
   });
 });
