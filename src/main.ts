@@ -13,6 +13,8 @@ import { LoginLockout } from './auth/lockout.js';
 import { UserStore } from './auth/userStore.js';
 import { VerifiedLoginCache } from './auth/verifiedLoginCache.js';
 import { DeliveryQueue } from './delivery/deliveryQueue.js';
+import { DkimKeyring } from './dkim/dkimKeys.js';
+import { DkimSigner } from './dkim/dkimSigner.js';
 import { MtaStsResolver } from './delivery/mtaSts.js';
 import { RoutedTransport } from './delivery/routedTransport.js';
 import { SenderNotifier } from './delivery/senderNotifier.js';
@@ -136,6 +138,15 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     });
     const authenticator = new Authenticator({ users, lockout, cache: new VerifiedLoginCache(config.auth.cacheTtl, clock), failureDelayMs: config.auth.failureDelay, clock });
 
+    // DKIM keys load before anything listens: a bad key stops the start, like a bad certificate.
+    const dkimKeyring = new DkimKeyring({
+      keys: config.dkim.keys,
+      logger: logger.child({ component: 'dkim' }),
+      onReload: (outcome) => metrics.reloads.inc({ what: 'dkim', result: outcome.ok ? 'success' : 'failure' }),
+    });
+    closers.push(() => dkimKeyring.close());
+    const dkimSigner = new DkimSigner({ keyring: dkimKeyring, clock, logger: logger.child({ component: 'dkim' }) });
+
     // One resolver and answer cache for rules and delivery, asking `dns.servers` (or the system's).
     const dnsResolver = createResolver({ servers: config.dns.servers, clock });
 
@@ -148,7 +159,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
         : { store: 'memory' },
     );
     closers.push(() => limiter.close());
-    const ruleDeps: RuleDeps = { clock, logger: policyLogger, resolver: dnsResolver, limiter };
+    const ruleDeps: RuleDeps = { clock, logger: policyLogger, resolver: dnsResolver, limiter, signing: dkimSigner };
     const policySet = await loadPolicySet(config.policies.dir, { builtins: BUILTIN_RULE_TYPES, deps: ruleDeps });
     const policy = new PolicyEngine({
       set: policySet,
@@ -238,6 +249,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       intake: spool,
       tlsMaterial: certificates.material,
       policy,
+      signer: dkimSigner,
       observer: new SmtpMetrics(
         metrics,
         (['submission', 'submissions'] as const).filter((name) => config.listeners[name].enabled),
@@ -257,7 +269,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     readiness = probe;
     closers.push(() => probe.stop());
 
-    const liveSettings: LiveSettings[] = [];
+    // A changed dkim section (a new active selector, a key added) applies to the next message.
+    const liveSettings: LiveSettings[] = [{ sections: ['dkim'], apply: (next) => dkimKeyring.update(next.dkim.keys) }];
     let configWatcher: ConfigWatcher | undefined;
     if (deps.configFile) {
       const watcher = new ConfigWatcher({
@@ -308,6 +321,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
         certificates.reload();
         void policyWatcher.reload();
         configWatcher?.reload();
+        dkimKeyring.reload();
       },
       stop() {
         stopping ??= (async () => {

@@ -8,6 +8,7 @@ import { formatCertificateInfo, generateCertificateCommand, showCertificateComma
 import { PolicyLoadError } from '../policy/policyLoadError.js';
 import { checkPolicies, formatConfigSummary } from './configSummary.js';
 import { formatPolicyTest, runPolicyTest } from './policyTest.js';
+import { registerDkimCommands } from './dkimCommands.js';
 import { registerQueueCommands } from './queueCommands.js';
 import { registerUserCommands } from './userCommands.js';
 
@@ -161,6 +162,7 @@ cert
 
 registerUserCommands(program, (flag) => loadOrExit(flag).auth.usersFile);
 registerQueueCommands(program, (flag) => loadOrExit(flag).spool.dir);
+registerDkimCommands(program, { configPath: (flag) => configPath(flag), loadConfig: loadOrExit });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Expected failures (bad files, refused overwrites, bad arguments such as an existing user
