@@ -142,7 +142,10 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     const dkimKeyring = new DkimKeyring({
       keys: config.dkim.keys,
       logger: logger.child({ component: 'dkim' }),
-      onReload: (outcome) => metrics.reloads.inc({ what: 'dkim', result: outcome.ok ? 'success' : 'failure' }),
+      // With no keys configured there is nothing to reload, and nothing to count.
+      onReload: (outcome) => {
+        if (!outcome.ok || dkimKeyring.keys.length > 0) metrics.reloads.inc({ what: 'dkim', result: outcome.ok ? 'success' : 'failure' });
+      },
     });
     closers.push(() => dkimKeyring.close());
     const dkimSigner = new DkimSigner({ keyring: dkimKeyring, clock, logger: logger.child({ component: 'dkim' }) });

@@ -100,3 +100,20 @@ export class MessageFactory {
     return [header, this.body, MessageFactory.END];
   }
 }
+
+/**
+ * The a= tag (e.g. "rsa-sha256", "ed25519-sha256") of every DKIM-Signature field in a header
+ * block, top to bottom, "?" for a field without one. Folded lines are unfolded first (RFC 5322
+ * section 2.2.3); tags are separated by ';' with white space allowed around them (RFC 6376
+ * section 3.2).
+ */
+export function dkimSignatureAlgorithms(header: string): string[] {
+  const algorithms: string[] = [];
+  for (const line of header.replace(/\r?\n[ \t]/g, ' ').split(/\r?\n/)) {
+    const colon = line.indexOf(':');
+    if (colon === -1 || line.slice(0, colon).trim().toLowerCase() !== 'dkim-signature') continue;
+    const tag = /(?:^|;)\s*a\s*=\s*([A-Za-z0-9-]+)/.exec(line.slice(colon + 1));
+    algorithms.push(tag?.[1]?.toLowerCase() ?? '?');
+  }
+  return algorithms;
+}

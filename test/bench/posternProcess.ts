@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hashPassword } from '../../src/auth/passwordHash.js';
+import type { DkimKeyConfig } from '../../src/config/schema.js';
+import { algorithmsFor, dkimConfigLines, writeBenchDkimKeys, type BenchDkim } from './benchDkimKeys.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 export const BENCH_HOSTNAME = 'bench.postern.test';
@@ -27,6 +29,8 @@ export interface PosternUnderTest {
   runner: PosternRunner;
   policy: BenchPolicy;
   rateLimitStore: BenchLimitStore;
+  /** The DKIM keys it signs with, for the From domain of the bench's messages. */
+  dkim: BenchDkim;
   dir: string;
   submissionPort: number;
   submissionsPort: number;
@@ -70,7 +74,12 @@ async function freePort(): Promise<number> {
  * level warn Postern does not log the ports it bound. Limits are raised so the load
  * generator, not a limit, is what a scenario measures; the spool fsyncs as in production.
  */
-function benchConfig(ports: { submission: number; submissions: number; sink: number }, redisPort: number | undefined, delivery: BenchDelivery): string {
+function benchConfig(
+  ports: { submission: number; submissions: number; sink: number },
+  redisPort: number | undefined,
+  delivery: BenchDelivery,
+  dkimKeys: readonly DkimKeyConfig[],
+): string {
   return [
     `hostname: ${BENCH_HOSTNAME}`,
     'listeners:',
@@ -84,6 +93,7 @@ function benchConfig(ports: { submission: number; submissions: number; sink: num
     ...deliveryLines(ports.sink, delivery),
     'policies: { dir: policies }',
     ...(redisPort ? [`rateLimit: { store: redis, url: "redis://127.0.0.1:${redisPort}" }`] : []),
+    ...dkimConfigLines(dkimKeys),
     'shutdown: { gracePeriod: 5s }',
     'log: { level: warn }',
     '',
@@ -180,18 +190,22 @@ async function startRedis(): Promise<{ port: number; stop(): Promise<void> }> {
  * Starts Postern as `postern start` runs it, in a temporary directory (on the same disk as
  * the system's temp dir) with a generated config, a users file holding one bench user with a
  * real scrypt hash, a self-signed certificate, and its spool. Delivery goes to the sink,
- * as smarthost or as MX host.
+ * as smarthost or as MX host. With `dkim` other than none it signs the bench's messages (From
+ * BENCH_SENDER) with keys generated into that directory.
  */
 export async function startPostern(options: {
   sinkPort: number;
   policy?: BenchPolicy;
   rateLimitStore?: BenchLimitStore;
   delivery?: BenchDelivery;
+  dkim?: BenchDkim;
 }): Promise<PosternUnderTest> {
   const policy = options.policy ?? 'default';
+  const dkim = options.dkim ?? 'none';
   const rateLimitStore = options.rateLimitStore ?? 'memory';
   const dir = await mkdtemp(join(tmpdir(), 'postern-bench-'));
   await writeBenchPolicy(join(dir, 'policies'), policy);
+  const dkimKeys = await writeBenchDkimKeys(dir, BENCH_HOSTNAME, algorithmsFor(dkim));
   const redis = rateLimitStore === 'redis' ? await startRedis() : undefined;
   const password = randomBytes(12).toString('base64url');
   await writeFile(
@@ -202,7 +216,7 @@ export async function startPostern(options: {
   await mkdir(join(dir, 'certs'));
   const ports = { submission: await freePort(), submissions: await freePort(), sink: options.sinkPort };
   const configFile = join(dir, 'postern.yaml');
-  await writeFile(configFile, benchConfig(ports, redis?.port, options.delivery ?? { mode: 'smarthost' }));
+  await writeFile(configFile, benchConfig(ports, redis?.port, options.delivery ?? { mode: 'smarthost' }, dkimKeys));
 
   const { runner, args } = chooseRunner();
   // POSTERN_BENCH_NODE_ARGS passes extra flags to Postern's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
@@ -240,6 +254,7 @@ export async function startPostern(options: {
     runner,
     policy,
     rateLimitStore,
+    dkim,
     dir,
     submissionPort: ports.submission,
     submissionsPort: ports.submissions,

@@ -1,4 +1,5 @@
 import { cpus, arch, release, totalmem, type } from 'node:os';
+import { describeBenchDkim, type BenchDkim } from './benchDkimKeys.js';
 import type { BenchLimitStore, BenchPolicy, PosternRunner } from './posternProcess.js';
 import type { ScenarioResult } from './runScenario.js';
 import { median, round, type Percentiles } from './stats.js';
@@ -25,7 +26,7 @@ export interface BenchReport {
   machine: MachineInfo;
   startedAt: string;
   /** How the bench ran Postern, or null when it ran only against --target. */
-  postern: { runner: PosternRunner; policy: BenchPolicy; rateLimitStore: BenchLimitStore } | null;
+  postern: { runner: PosternRunner; policy: BenchPolicy; rateLimitStore: BenchLimitStore; dkim: BenchDkim } | null;
   scenarios: ScenarioResult[];
   ratios: Ratio[];
 }
@@ -73,6 +74,7 @@ export function combineRounds(rounds: ScenarioResult[]): ScenarioResult {
     cpuMsPerMessage: median(rounds.map((r) => r.cpuMsPerMessage)),
     generatorCpuMsPerMessage: median(rounds.map((r) => r.generatorCpuMsPerMessage)),
     peakRssMiB: median(rounds.map((r) => r.peakRssMiB)),
+    ...(first.dkimAtSink ? { dkimAtSink: sumDkimAtSink(rounds) } : {}),
     rounds: rounds.map((r) => ({
       accepted: r.accepted,
       errors: r.errors,
@@ -81,6 +83,17 @@ export function combineRounds(rounds: ScenarioResult[]): ScenarioResult {
       cpuMsPerMessage: r.cpuMsPerMessage,
     })),
   };
+}
+
+/** The rounds' signed messages and signatures added up, as their accepted counts are. */
+function sumDkimAtSink(rounds: ScenarioResult[]): NonNullable<ScenarioResult['dkimAtSink']> {
+  const total = { signedMessages: 0, byAlgorithm: {} as Record<string, number> };
+  for (const r of rounds) {
+    if (!r.dkimAtSink) continue;
+    total.signedMessages += r.dkimAtSink.signedMessages;
+    for (const [algorithm, count] of Object.entries(r.dkimAtSink.byAlgorithm)) total.byAlgorithm[algorithm] = (total.byAlgorithm[algorithm] ?? 0) + count;
+  }
+  return total;
 }
 
 export function ratiosFor(postern: ScenarioResult, vs: ScenarioResult): Ratio[] {
@@ -97,7 +110,14 @@ export function ratiosFor(postern: ScenarioResult, vs: ScenarioResult): Ratio[] 
 
 const dash = (value: number | null | undefined, digits = 1): string =>
   value === null || value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(digits);
-const triple = (p: Percentiles | null): string => (p ? `${dash(p.p50)}/${dash(p.p95)}/${dash(p.p99)}` : '-');
+const triple = (p: Percentiles | null, digits = 1): string => (p ? `${dash(p.p50, digits)}/${dash(p.p95, digits)}/${dash(p.p99, digits)}` : '-');
+
+/** 5000 -> "5 KB", 1000000 -> "1 MB": the bench's sizes are decimal. */
+function sizeText(bytes: number): string {
+  if (bytes >= 1000 * 1000) return `${round(bytes / (1000 * 1000), 2)} MB`;
+  if (bytes >= 1000) return `${round(bytes / 1000, 2)} KB`;
+  return `${bytes} B`;
+}
 
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -113,7 +133,9 @@ export function formatReport(report: BenchReport): string {
   out.push(`machine: ${m.cpus} x ${m.model}, ${m.memoryGiB} GiB, ${m.os}, Node.js ${m.node}`);
   if (report.postern) {
     const p = report.postern;
-    out.push(`postern: run from ${p.runner === 'dist' ? 'dist/ (built)' : 'src/ through tsx'}; policy: ${p.policy === 'default' ? 'the shipped baseline (rate-limit maxima raised)' : 'none'}; rate limits in ${p.rateLimitStore}`);
+    out.push(
+      `postern: run from ${p.runner === 'dist' ? 'dist/ (built)' : 'src/ through tsx'}; policy: ${p.policy === 'default' ? 'the shipped baseline (rate-limit maxima raised)' : 'none'}; rate limits in ${p.rateLimitStore}; DKIM signing: ${describeBenchDkim(p.dkim)}`,
+    );
   }
   out.push('');
   const header = ['scenario', 'target', 'accepted/s', 'delivered/s', 'MAIL->250 ms p50/p95/p99', 'DATA end->250 ms p50/p95/p99', '250->delivered ms p50/p95/p99', 'CPU ms/msg', 'peak RSS MiB', 'bench CPU ms/msg', 'accepted', 'errors'];
@@ -122,6 +144,10 @@ export function formatReport(report: BenchReport): string {
     if (r.recovery) {
       const rec = r.recovery;
       rows.push([r.name, r.target, '-', '-', `${rec.messages} queued`, '', `open ${dash(rec.openMs, 0)} ms, start ${dash(rec.startMs, 0)} ms`, '-', '-', '-', '-', String(r.errors)]);
+      continue;
+    }
+    if (r.signing) {
+      rows.push([r.name, r.target, '-', '-', `${r.signing.cases.length} cases, see below`, '', '', '-', '-', '-', '-', String(r.errors)]);
       continue;
     }
     if (r.idleSessions) {
@@ -163,6 +189,37 @@ export function formatReport(report: BenchReport): string {
     out.push(`  DeliveryQueue.start(), schedule every one:  ${dash(rec.startMs, 1).padStart(8)} ms   heap +${dash(rec.startHeapMiB)} MiB`);
     out.push(`  heap in use ${dash(rec.heapBeforeMiB)} -> ${dash(rec.heapAfterMiB)} MiB, RSS ${dash(rec.rssAfterMiB)} MiB afterwards; writing the spool took ${dash(rec.writeMs / 1000)} s`);
   }
+  for (const r of report.scenarios) {
+    if (!r.signing) continue;
+    out.push('');
+    out.push(`DKIM signing (${r.name}): DkimSigner.sign() in the bench's process, no SMTP; each signature reads the message file anew (warm page cache)`);
+    out.push('and hashes it (relaxed/relaxed, SHA-256) before signing; signatures one after another, after a warm-up.');
+    const rows = r.signing.cases.map((c) => [
+      c.algorithm === 'rsa' ? `RSA-${c.keyBits ?? '?'}` : 'Ed25519',
+      sizeText(c.size),
+      String(c.iterations),
+      dash(c.signaturesPerSecond),
+      dash(c.cpuMsPerSignature, 3),
+      triple(c.msPerSignature, 3),
+    ]);
+    out.push(
+      table(['key', 'message', 'signatures', 'signatures/s', 'CPU ms/signature', 'ms/signature p50/p95/p99'], rows)
+        .split('\n')
+        .map((line) => `  ${line}`)
+        .join('\n'),
+    );
+  }
+  const signingShown = report.postern !== null && report.postern.dkim !== 'none';
+  const atSink = report.scenarios.filter((r) => r.dkimAtSink && (signingShown || r.dkimAtSink.signedMessages > 0));
+  if (atSink.length > 0) {
+    out.push('');
+    out.push('DKIM signatures on the messages the sink received:');
+    for (const r of atSink) {
+      const seen = r.dkimAtSink!;
+      const algorithms = Object.entries(seen.byAlgorithm).map(([algorithm, count]) => `${algorithm} ${count}`);
+      out.push(`  ${r.name} ${r.target}: ${seen.signedMessages} of ${r.delivered ?? 0} delivered messages signed${algorithms.length > 0 ? ` (${algorithms.join(', ')})` : ''}`);
+    }
+  }
   const withRounds = report.scenarios.filter((r) => r.rounds);
   if (withRounds.length > 0) {
     out.push('');
@@ -182,6 +239,9 @@ export function formatReport(report: BenchReport): string {
   out.push('is the sum over its processes (shared pages counted in each). bench CPU ms/msg: the load generator\'s own');
   out.push('CPU (it shares the machine with the server; the sink, a separate process, is not counted).');
   out.push('DATA end->250: from the final "." written to the reply, i.e. what the spool commit costs the client.');
+  if (report.scenarios.some((r) => r.signing)) {
+    out.push('DKIM signing: CPU is this process\'s user + system time per signature (file read, hash and signature together).');
+  }
   if (report.scenarios.some((r) => r.recovery)) {
     out.push('spool recovery: in a process of its own; heap is V8 heapUsed after a forced collection, i.e. what stays live.');
   }

@@ -3,10 +3,11 @@ import { parseDuration, parseSize } from '../../src/util/units.js';
 import type { TlsMode } from './loadGenerator.js';
 import type { DnsServer } from '../helpers/dnsServer.js';
 import { BENCH_HOSTNAME, BENCH_SENDER, startPostern, type BenchDelivery, type BenchLimitStore, type BenchPolicy, type PosternUnderTest } from './posternProcess.js';
+import { BENCH_DKIM_MODES, type BenchDkim } from './benchDkimKeys.js';
 import { processGroup, singleProcess } from './processStats.js';
 import { ProgressLine } from './progress.js';
 import { combineRounds, formatReport, machineInfo, ratiosFor, type BenchReport, type Ratio } from './report.js';
-import { runRecoveryScenario, runScenario, type RunContext, type ScenarioResult, type Target } from './runScenario.js';
+import { runRecoveryScenario, runScenario, runSigningScenario, type RunContext, type ScenarioResult, type Target } from './runScenario.js';
 import { findScenario, isPosternOnly, STANDARD_SCENARIOS, withOverrides, type DeliveryMode, type Scenario, type ScenarioOptions } from './scenarios.js';
 import { Sink } from './sink.js';
 import { startSinkDns } from './sinkDns.js';
@@ -45,6 +46,7 @@ interface CliOptions {
   sinkPort: number;
   policy: BenchPolicy;
   rateLimitStore: BenchLimitStore;
+  dkim: BenchDkim;
 }
 
 function positiveInt(name: string, allowZero = false) {
@@ -88,9 +90,9 @@ function parseCommandLine(argv: string[]): CliOptions {
     .option('--user <name>', 'AUTH PLAIN user for --target')
     .option('--password <password>', 'AUTH PLAIN password for --target')
     .option('--concurrency <n>', 'parallel sessions (idle-tls-sessions: sessions held open; recovery: delivery workers)', positiveInt('--concurrency'))
-    .option('--messages <n>', 'messages per scenario (recovery: messages queued in the spool)', positiveInt('--messages'))
-    .option('--duration <time>', 'send for this long instead of a count, e.g. 10s', wrap(parseDuration))
-    .option('--size <size>', 'message size, header included, e.g. 5KB, 100KB, 10MB', wrap(parseSize))
+    .option('--messages <n>', 'messages per scenario (recovery: messages queued in the spool; dkim-sign: signatures per case)', positiveInt('--messages'))
+    .option('--duration <time>', 'send for this long instead of a count, e.g. 10s (dkim-sign: per case)', wrap(parseDuration))
+    .option('--size <size>', 'message size, header included, e.g. 5KB, 100KB, 10MB (dkim-sign: this size instead of 5 KB and 1 MB)', wrap(parseSize))
     .option('--recipients <n>', 'recipients per message', positiveInt('--recipients'))
     .option('--connection-per-message', 'one connection per message instead of persistent sessions')
     .option('--vs <host:port>', 'also run every scenario against this server, alternating, and print ratios')
@@ -107,6 +109,11 @@ function parseCommandLine(argv: string[]): CliOptions {
         .default('default'),
     )
     .addOption(new Option('--rate-limit-store <store>', 'where rate limits count; redis starts a redis-server').choices(['memory', 'redis']).default('memory'))
+    .addOption(
+      new Option('--dkim <keys>', "DKIM keys the started Postern signs the load's messages with (RSA-2048, Ed25519, or both: dual)")
+        .choices([...BENCH_DKIM_MODES])
+        .default('none'),
+    )
     .addHelpText('after', `\nScenarios:\n${STANDARD_SCENARIOS.map((s) => `  ${s.name.padEnd(26)} ${s.description}`).join('\n')}`);
   program.parse(argv);
   const options = program.opts<CliOptions>();
@@ -114,9 +121,10 @@ function parseCommandLine(argv: string[]): CliOptions {
   if (options.target) hostPort(options.target);
   if (options.vs) hostPort(options.vs);
   if (options.target && options.vs) program.error('--vs compares against Postern; it cannot be combined with --target');
+  if (options.target && options.dkim !== 'none') program.error('--dkim configures the Postern the bench starts; it cannot be combined with --target');
   const other = options.target ? '--target' : options.vs ? '--vs' : undefined;
   const posternOnly = options.scenario.filter((name) => isPosternOnly(findScenario(name)!));
-  if (other && posternOnly.length > 0) program.error(`${posternOnly.join(', ')} measure${posternOnly.length === 1 ? 's' : ''} Postern's own delivery or spool; not with ${other}`);
+  if (other && posternOnly.length > 0) program.error(`${posternOnly.join(', ')} measure${posternOnly.length === 1 ? 's' : ''} Postern's own delivery, spool or DKIM signer; not with ${other}`);
   return options;
 }
 
@@ -190,7 +198,7 @@ async function main(): Promise<void> {
         dns ??= await startSinkDns(RECIPIENT_DOMAIN);
         delivery = { mode: 'mx', dnsServer: dns.server };
       }
-      const started = await startPostern({ sinkPort, policy: options.policy, rateLimitStore: options.rateLimitStore, delivery });
+      const started = await startPostern({ sinkPort, policy: options.policy, rateLimitStore: options.rateLimitStore, delivery, dkim: options.dkim });
       posterns.set(mode, started);
       return started;
     };
@@ -204,6 +212,10 @@ async function main(): Promise<void> {
     for (const scenario of scenarios) {
       if (scenario.kind === 'recovery') {
         results.push(await runRecoveryScenario(scenario, context));
+        continue;
+      }
+      if (scenario.kind === 'signing') {
+        results.push(await runSigningScenario(scenario, context));
         continue;
       }
       const primary = await targetFor(scenario);
@@ -228,7 +240,7 @@ async function main(): Promise<void> {
     const report: BenchReport = {
       machine: machineInfo(),
       startedAt,
-      postern: postern ? { runner: postern.runner, policy: postern.policy, rateLimitStore: postern.rateLimitStore } : null,
+      postern: postern ? { runner: postern.runner, policy: postern.policy, rateLimitStore: postern.rateLimitStore, dkim: postern.dkim } : null,
       scenarios: results,
       ratios,
     };

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { measureDkimSigning, type SigningMeasurement } from './dkimSigning.js';
 import { closeIdleSessions, LoadGenerator, now, openIdleSessions, type LoadResult, type SessionOptions, type TlsMode } from './loadGenerator.js';
 import { PeakRssSampler, type MeasuredServer } from './processStats.js';
 import type { ProgressLine } from './progress.js';
 import type { Scenario, ScenarioOptions } from './scenarios.js';
-import type { Sink } from './sink.js';
+import type { DkimAtSink, Sink } from './sink.js';
 import { measureSpoolRecovery, type RecoveryMeasurement } from './spoolRecovery.js';
 import { percentiles, round, type Percentiles } from './stats.js';
 
@@ -57,6 +58,10 @@ export interface ScenarioResult {
   idleSessions?: IdleSessionsResult;
   /** The recovery scenario's figures (times in ms, heap in MiB). */
   recovery?: RecoveryMeasurement;
+  /** The signing scenario's figures, one per algorithm and size. */
+  signing?: SigningMeasurement;
+  /** For load scenarios: how the messages that reached the sink were DKIM-signed. */
+  dkimAtSink?: DkimAtSink;
   /** With --rounds: each round's headline figures; the fields above are their medians. */
   rounds?: Array<Pick<ScenarioResult, 'accepted' | 'errors' | 'acceptedPerSecond' | 'deliveredPerSecond' | 'cpuMsPerMessage'>>;
 }
@@ -184,11 +189,14 @@ export async function runLoadScenario(scenario: Scenario, target: Target, contex
   const peakRss = sampler?.stop();
   show();
   context.progress.finish();
-  return summarise(scenario.name, target.label, options, load, context.sink.deliveries(runId), {
-    cpuMs: cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined,
-    peakRss,
-    generatorCpuMs: (generatorCpu.user + generatorCpu.system) / 1000,
-  });
+  return {
+    ...summarise(scenario.name, target.label, options, load, context.sink.deliveries(runId), {
+      cpuMs: cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined,
+      peakRss,
+      generatorCpuMs: (generatorCpu.user + generatorCpu.system) / 1000,
+    }),
+    dkimAtSink: context.sink.dkimSignatures(runId),
+  };
 }
 
 /**
@@ -357,7 +365,40 @@ export async function runRecoveryScenario(scenario: Scenario, context: Pick<RunC
   };
 }
 
+/** Used when neither a count nor a duration is left (they cannot both be removed from the command line). */
+const DEFAULT_SIGNING_DURATION_MS = 2000;
+
+/**
+ * Times DkimSigner.sign() in this process for each algorithm and size of the scenario: no
+ * SMTP, no Postern process. The bench's own timers are idle meanwhile (the sink and any
+ * Postern started earlier wait for load), so this process's CPU time is the signer's.
+ */
+export async function runSigningScenario(scenario: Scenario, context: Pick<RunContext, 'progress' | 'ehloName' | 'from' | 'recipientDomain'>): Promise<ScenarioResult> {
+  if (!scenario.signing) throw new RangeError(`scenario ${scenario.name} names no algorithms and sizes to sign`);
+  const options = { ...scenario.options };
+  const startedAt = now();
+  const measured = await measureDkimSigning({
+    algorithms: scenario.signing.algorithms,
+    sizes: scenario.signing.sizes,
+    ...(options.messages !== undefined ? { iterations: options.messages } : { durationMs: options.durationMs ?? DEFAULT_SIGNING_DURATION_MS }),
+    from: context.from,
+    recipientDomain: context.recipientDomain,
+    hostname: context.ehloName,
+    onProgress: (text) => context.progress.update(`${scenario.name}: ${text} ${elapsedText(startedAt)}`),
+  });
+  context.progress.finish();
+  return {
+    ...withoutLoad(scenario.name, 'postern', options, startedAt),
+    errors: 0,
+    sessionFailures: 0,
+    firstErrors: [],
+    peakRssMiB: null,
+    signing: measured,
+  };
+}
+
 export function runScenario(scenario: Scenario, target: Target, context: RunContext): Promise<ScenarioResult> {
   if (scenario.kind === 'recovery') return runRecoveryScenario(scenario, context);
+  if (scenario.kind === 'signing') return runSigningScenario(scenario, context);
   return scenario.kind === 'idle-sessions' ? runIdleSessionsScenario(scenario, target, context) : runLoadScenario(scenario, target, context);
 }

@@ -1,3 +1,4 @@
+import type { DkimAlgorithm } from '../../src/dkim/dkimKeys.js';
 import type { LoadOptions } from './loadGenerator.js';
 
 /** What a scenario fixes about the load; the rest (target, credentials, run id) comes from the run. */
@@ -13,11 +14,16 @@ export interface Scenario {
   /**
    * `load` sends messages; `idle-sessions` opens sessions and measures the memory they hold;
    * `recovery` fills a spool directory with `messages` queued messages of `size` bytes and
-   * times opening it and scheduling them on `concurrency` delivery workers (no SMTP).
+   * times opening it and scheduling them on `concurrency` delivery workers (no SMTP);
+   * `signing` times DkimSigner.sign() in the bench's process for each of `signing.algorithms`
+   * with each of `signing.sizes` (no SMTP): `messages` signatures per case, or as many as take
+   * about `durationMs` per case.
    */
-  kind: 'load' | 'idle-sessions' | 'recovery';
+  kind: 'load' | 'idle-sessions' | 'recovery' | 'signing';
   /** For `load` against the Postern the bench starts: its next hop. Smarthost unless stated. */
   delivery?: DeliveryMode;
+  /** For `signing`: what is measured (a --size on the command line measures that one size instead). */
+  signing?: { algorithms: readonly DkimAlgorithm[]; sizes: readonly number[] };
   options: ScenarioOptions;
 }
 
@@ -78,14 +84,22 @@ export const STANDARD_SCENARIOS: readonly Scenario[] = Object.freeze([
     kind: 'idle-sessions',
     options: { tls: 'implicit', concurrency: 1000, messages: 0, size: 0, recipients: 0, connectionPerMessage: false },
   },
+  {
+    name: 'dkim-sign',
+    description: 'DkimSigner.sign() in-process, RSA-2048 and Ed25519, 5 KB and 1 MB messages read from a file: signatures/s, CPU per signature',
+    kind: 'signing',
+    signing: { algorithms: ['rsa', 'ed25519'], sizes: [5 * KB, 1 * MB] },
+    // About 2 s per case after its warm-up; size 0: the sizes above.
+    options: { tls: 'none', concurrency: 1, durationMs: 2000, size: 0, recipients: 1, connectionPerMessage: false },
+  },
 ]);
 
 /**
- * Scenarios that measure Postern's own machinery (its MX delivery, its spool) rather than an
+ * Scenarios that measure Postern's own machinery (its MX delivery, its spool, its DKIM signer) rather than an
  * SMTP conversation, so they run only against the Postern the bench starts, never --target or --vs.
  */
 export function isPosternOnly(scenario: Scenario): boolean {
-  return scenario.kind === 'recovery' || scenario.delivery === 'mx';
+  return scenario.kind === 'recovery' || scenario.kind === 'signing' || scenario.delivery === 'mx';
 }
 
 export function findScenario(name: string): Scenario | undefined {
@@ -100,5 +114,6 @@ export function withOverrides(scenario: Scenario, overrides: Partial<ScenarioOpt
   }
   if (overrides.durationMs !== undefined) delete options.messages;
   if (overrides.messages !== undefined) delete options.durationMs;
-  return { ...scenario, options };
+  const signing = scenario.signing && overrides.size !== undefined ? { ...scenario.signing, sizes: [overrides.size] } : scenario.signing;
+  return { ...scenario, options, ...(signing ? { signing } : {}) };
 }

@@ -1,13 +1,15 @@
 import { SMTPServer } from 'smtp-server';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
-import type { SinkMessage } from './sink.js';
+import { dkimSignatureAlgorithms } from './benchMessage.js';
+import type { SinkDelivery, SinkMessage } from './sink.js';
 
 /**
  * The bench's next hop, run as its own process (forked by sink.ts) so that reading messages
  * does not compete with the load generator's event loop. It accepts everything without TLS or
- * AUTH, finds each message's X-Bench-Id in its header block, and reports `[id, time]` pairs to
- * the parent over IPC in batches every 50 ms. Messages without an id are only counted.
+ * AUTH, finds each message's X-Bench-Id in its header block, and reports `[id, time, dkim]`
+ * to the parent over IPC in batches every 50 ms, where dkim names the algorithms of the
+ * DKIM-Signature fields on top ('' for none). Messages without an id are only counted.
  */
 
 /** Enough for any header block the bench writes; a message without a blank line by then has no id. */
@@ -17,7 +19,7 @@ const BENCH_ID = /^X-Bench-Id:[ \t]*(\S+)/im;
 
 const send = (message: SinkMessage) => process.send?.(message);
 
-let deliveries: Array<[string, number]> = [];
+let deliveries: SinkDelivery[] = [];
 let withoutId = 0;
 
 function flush(): void {
@@ -51,7 +53,7 @@ const server = new SMTPServer({
     stream.on('end', () => {
       const at = performance.timeOrigin + performance.now();
       const id = BENCH_ID.exec(header)?.[1];
-      if (id) deliveries.push([id, at]);
+      if (id) deliveries.push([id, at, dkimSignatureAlgorithms(header).join('+')]);
       else withoutId++;
       callback(null, 'Ok: sunk');
     });

@@ -50,6 +50,41 @@ describe('npm run bench', () => {
   test('persistent STARTTLS sessions deliver every message and report latencies and cost', async () => {
     const report = await bench('--scenario', 'persistent-starttls-5k', '--messages', '40', '--concurrency', '4');
     assertHealthyRun(report, { tls: 'starttls', connectionPerMessage: false });
+    assert.equal(report.postern?.dkim, 'none', 'Postern signs nothing unless --dkim says so');
+    assert.deepEqual(report.scenarios[0]?.dkimAtSink, { signedMessages: 0, byAlgorithm: {} });
+  });
+
+  test('with --dkim ed25519 every message reaches the sink with an Ed25519 DKIM signature', async () => {
+    const report = await bench('--scenario', 'persistent-starttls-5k', '--messages', '40', '--concurrency', '4', '--dkim', 'ed25519');
+    assertHealthyRun(report, { tls: 'starttls', connectionPerMessage: false });
+    assert.equal(report.postern?.dkim, 'ed25519', 'the report says which signing was on');
+    assert.deepEqual(report.scenarios[0]?.dkimAtSink, { signedMessages: 40, byAlgorithm: { 'ed25519-sha256': 40 } });
+  });
+
+  test('the dkim-sign scenario times RSA-2048 and Ed25519 signatures of 5 KB and 1 MB messages', async () => {
+    const report = await bench('--scenario', 'dkim-sign', '--messages', '3');
+    assert.equal(report.postern, null, 'no Postern process is started: the signer runs in the bench process');
+    assert.equal(report.scenarios.length, 1);
+    const [result] = report.scenarios;
+    assert.equal(result?.name, 'dkim-sign');
+    assert.ok(result.signing, 'the signing figures are reported');
+    const cases = result.signing.cases.map((c) => `${c.algorithm}-${c.keyBits ?? 'none'}/${c.size}`);
+    assert.deepEqual(cases, ['rsa-2048/5000', 'rsa-2048/1000000', 'ed25519-none/5000', 'ed25519-none/1000000']);
+    for (const c of result.signing.cases) {
+      assert.equal(c.iterations, 3);
+      assert.ok(c.warmupIterations >= 1, 'each case warms up before it is measured');
+      assert.ok(c.signaturesPerSecond > 0 && c.cpuMsPerSignature > 0, `${c.algorithm} ${c.size}: rate and CPU are measured`);
+      assert.ok(c.msPerSignature && c.msPerSignature.p50 > 0 && c.msPerSignature.p50 <= c.msPerSignature.p99);
+    }
+  });
+
+  test('the dkim-sign scenario measures only the size given with --size', async () => {
+    const report = await bench('--scenario', 'dkim-sign', '--messages', '2', '--size', '2KB');
+    const sizes = report.scenarios[0]?.signing?.cases.map((c) => [c.algorithm, c.size]);
+    assert.deepEqual(sizes, [
+      ['rsa', 2000],
+      ['ed25519', 2000],
+    ]);
   });
 
   test('one implicit-TLS connection per message delivers every message too', async () => {
@@ -79,7 +114,18 @@ describe('npm run bench', () => {
   test('scenarios that measure Postern itself are refused against another server', async () => {
     await assert.rejects(
       run(process.execPath, ['--import', 'tsx', 'test/bench/run.ts', '--target', '127.0.0.1:1', '--scenario', 'recovery'], { cwd: REPO }),
-      (err: Error & { stderr?: string }) => /recovery measures Postern's own delivery or spool; not with --target/.test(err.stderr ?? ''),
+      (err: Error & { stderr?: string }) => /recovery measures Postern's own delivery, spool or DKIM signer; not with --target/.test(err.stderr ?? ''),
+    );
+    await assert.rejects(
+      run(process.execPath, ['--import', 'tsx', 'test/bench/run.ts', '--vs', '127.0.0.1:1', '--scenario', 'dkim-sign'], { cwd: REPO }),
+      (err: Error & { stderr?: string }) => /dkim-sign measures Postern's own delivery, spool or DKIM signer; not with --vs/.test(err.stderr ?? ''),
+    );
+  });
+
+  test('--dkim is refused with --target, whose signing the bench does not configure', async () => {
+    await assert.rejects(
+      run(process.execPath, ['--import', 'tsx', 'test/bench/run.ts', '--target', '127.0.0.1:1', '--dkim', 'rsa'], { cwd: REPO }),
+      (err: Error & { stderr?: string }) => /--dkim configures the Postern the bench starts/.test(err.stderr ?? ''),
     );
   });
 
