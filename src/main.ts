@@ -8,6 +8,7 @@ import type { Config, ListenerName } from './config/schema.js';
 import { Authenticator } from './auth/authenticator.js';
 import { startControlServer } from './control/controlServer.js';
 import { controlSocketPath } from './control/controlSocketPath.js';
+import { removeGatewayPid, writeGatewayPid } from './control/gatewayPidFile.js';
 import { PendingQueueControl } from './control/pendingQueueControl.js';
 import { LoginLockout } from './auth/lockout.js';
 import { UserStore } from './auth/userStore.js';
@@ -198,8 +199,11 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       closers.push(() => control.close());
     } catch (err) {
       if (/another process answers/.test(errorMessage(err))) throw err;
-      controlLogger.warn({ err: errorMessage(err) }, '`postern queue` cannot reach this gateway; its commands act on the spool directly');
+      controlLogger.warn({ err: errorMessage(err) }, '`postern queue` cannot reach this gateway; its commands that change the queue refuse to run meanwhile');
     }
+    const spoolDir = config.spool.dir;
+    writeGatewayPid(spoolDir);
+    closers.push(() => removeGatewayPid(spoolDir));
 
     const spool = await Spool.open({ dir: config.spool.dir, logger: logger.child({ component: 'spool' }), clock });
     metrics.watchSpool(spool, clock);

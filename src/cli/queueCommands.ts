@@ -5,6 +5,7 @@ import { Option, type Command } from 'commander';
 import { pino } from 'pino';
 import { ControlError, connectControl, isNoGateway, type ControlConnection } from '../control/controlClient.js';
 import { controlSocketPath } from '../control/controlSocketPath.js';
+import { liveGatewayPid } from '../control/gatewayPidFile.js';
 import { OfflineQueueControl, readQueuedEnvelope, readQueueSnapshot } from '../control/offlineQueueControl.js';
 import type { Envelope, RecipientState } from '../spool/envelope.js';
 import { isQueueId } from '../spool/queueId.js';
@@ -223,6 +224,13 @@ function spoolAccess(spoolDir: string, io: QueueCommandIo, notice: string): Queu
     noticed = true;
   };
   const changer = () => {
+    const live = liveGatewayPid(spoolDir);
+    if (live !== undefined) {
+      // Changing the spool under a live gateway's workers could lose or double a message.
+      throw new ControlError(
+        `a gateway (pid ${live}) is running on ${spoolDir} but does not answer on its control socket; the queue cannot be changed safely from here`,
+      );
+    }
     touch();
     control ??= Spool.open({
       dir: spoolDir,

@@ -117,7 +117,12 @@ export class DeliveryQueue implements QueueControl {
   start(): void {
     if (this.running) return;
     this.running = true;
-    for (const envelope of this.spool.queued()) this.due.schedule(envelope.id, envelope.nextAttemptAt);
+    const unrecorded = this.notifier ? this.notifier.queuedButUnrecorded(this.spool) : [];
+    const held = new Set(unrecorded.flatMap((fix) => fix.noticeIds));
+    for (const envelope of this.spool.queued()) {
+      if (!held.has(envelope.id)) this.due.schedule(envelope.id, envelope.nextAttemptAt);
+    }
+    if (unrecorded.length > 0) void this.recordQueuedNotices(unrecorded);
     this.unsubscribe = this.spool.onCommitted((envelope) => {
       this.due.schedule(envelope.id, envelope.nextAttemptAt);
       this.pump();
@@ -147,6 +152,26 @@ export class DeliveryQueue implements QueueControl {
       }
     }
     this.transport.close();
+  }
+
+  /**
+   * A crash between queuing a notification and recording that in its message's envelope
+   * leaves both in the spool. The notification is held back until the record is written:
+   * delivered and gone first, it would look unsent and be queued a second time.
+   */
+  private async recordQueuedNotices(fixes: ReadonlyArray<{ envelope: Envelope; noticeIds: string[] }>): Promise<void> {
+    for (const { envelope, noticeIds } of fixes) {
+      try {
+        await this.spool.update(envelope);
+      } catch (err) {
+        this.logger.error({ queueId: envelope.id, err: errorMessage(err) }, 'cannot record a notification queued before the restart; it may be sent twice');
+      }
+      for (const id of noticeIds) {
+        const notice = this.spool.get(id);
+        if (notice) this.due.schedule(id, notice.nextAttemptAt);
+      }
+    }
+    this.pump();
   }
 
   /** Attempt every queued message now, whatever its schedule says (an operator's flush). */
@@ -244,8 +269,13 @@ export class DeliveryQueue implements QueueControl {
     while (this.inFlight.size < this.concurrency) {
       const id = this.due.takeDue(now);
       if (id === undefined) break;
-      // A locked message is rescheduled when its operator's command ends.
-      if (this.locked.has(id) || this.inFlight.has(id)) continue;
+      // A locked message is rescheduled when its operator's command ends; one in flight
+      // when its attempt ends (at once, since it was due again already).
+      if (this.locked.has(id)) continue;
+      if (this.inFlight.has(id)) {
+        this.forced.add(id);
+        continue;
+      }
       const envelope = this.spool.get(id);
       if (envelope) this.begin(envelope);
     }
@@ -258,6 +288,8 @@ export class DeliveryQueue implements QueueControl {
     // The clock is injected, so real time and clock time may differ (a test's manual clock);
     // on waking, pump() asks the clock again and goes back to sleep if it is not time yet.
     this.timer = setTimeout(() => this.pump(), Math.min(Math.max(due - now, 0), MAX_TIMER_MS));
+    // The listeners keep the process alive; a queue waiting for its next message must not.
+    this.timer.unref();
   }
 
   private clearTimer(): void {
@@ -266,21 +298,26 @@ export class DeliveryQueue implements QueueControl {
   }
 
   private begin(envelope: Envelope): void {
+    const { id } = envelope;
+    let nextDue: number | undefined;
     const run = this.attempt(envelope)
-      .then((nextDue) => {
-        if (nextDue !== undefined) this.due.schedule(envelope.id, this.forced.has(envelope.id) ? 0 : nextDue);
+      .then((due) => {
+        nextDue = due;
       })
       .catch((err) => {
         // attempt() handles its own failures; this is the last line against a crash.
-        this.logger.error({ queueId: envelope.id, err: errorMessage(err) }, 'delivery attempt failed unexpectedly');
-        this.due.schedule(envelope.id, this.clock.now() + this.retryPolicy.schedule[0]!);
+        this.logger.error({ queueId: id, err: errorMessage(err) }, 'delivery attempt failed unexpectedly');
+        nextDue = this.clock.now() + this.retryPolicy.schedule[0]!;
       })
       .finally(() => {
-        this.forced.delete(envelope.id);
-        this.inFlight.delete(envelope.id);
+        // Rescheduled only once it is out of inFlight: a pump() in between would otherwise
+        // take the entry, find the message still in flight, and drop it for good.
+        this.inFlight.delete(id);
+        const forced = this.forced.delete(id);
+        if (nextDue !== undefined) this.due.schedule(id, forced ? 0 : nextDue);
         this.pump();
       });
-    this.inFlight.set(envelope.id, run);
+    this.inFlight.set(id, run);
   }
 
   /** One attempt; resolves with when the message is due next, or undefined once it left the queue. */
@@ -341,6 +378,7 @@ export class DeliveryQueue implements QueueControl {
         await this.spool.remove(state.id);
         report.removed = true;
       }
+      if (owes) this.notifier!.recorded(state);
     } catch (err) {
       this.logger.error(
         { queueId: state.id, err: errorMessage(err) },

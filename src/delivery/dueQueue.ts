@@ -15,11 +15,28 @@ export class DueQueue {
     if (this.dueOf.get(id) === due) return;
     this.dueOf.set(id, due);
     this.push({ due, id });
+    this.compactIfStale();
   }
 
   /** Forget a message (delivered, deleted, or being worked on). */
   remove(id: string): void {
     this.dueOf.delete(id);
+    this.compactIfStale();
+  }
+
+  /** Entries in the heap, stale ones included (for tests). */
+  get heapSize(): number {
+    return this.heap.length;
+  }
+
+  /**
+   * Stale entries only leave when they reach the top; repeated flushes or deletions of
+   * messages due far ahead would let them pile up. Past twice the live count, rebuild.
+   */
+  private compactIfStale(): void {
+    if (this.heap.length <= 2 * this.dueOf.size + 1024) return;
+    this.heap.length = 0;
+    for (const [id, due] of this.dueOf) this.push({ due, id });
   }
 
   has(id: string): boolean {

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import type { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import type { NodemailerError } from 'nodemailer';
 import MimeNode from 'nodemailer/lib/mime-node';
@@ -65,6 +66,7 @@ export class MxSender {
   private readonly domainSlots = new Map<string, Semaphore>();
   private readonly addresses = new MimeNode();
   private readonly ca: Array<string | Buffer> | undefined;
+  private closed = false;
 
   constructor(private readonly options: MxSenderOptions) {
     // A ca option replaces Node's trusted roots; the extra CA is added to them instead.
@@ -132,6 +134,7 @@ export class MxSender {
   }
 
   close(): void {
+    this.closed = true;
     for (const pool of this.pools.values()) pool.close();
     this.pools.clear();
   }
@@ -143,12 +146,20 @@ export class MxSender {
     message: OutgoingMessage,
   ): Promise<{ attempt: DeliveryAttempt } | { failure: string; tlsFailed: boolean }> {
     const pool = this.poolFor(address, tls);
+    // Whether any of the message went out: after that, a lost connection may still have
+    // delivered it, and trying another host (or plaintext) could deliver it twice.
+    const opened: Readable[] = [];
+    const open = () => {
+      const stream = message.message();
+      opened.push(stream);
+      return stream;
+    };
     try {
-      const info = await pool.send(smtpEnvelope(this.addresses, message), message.message);
+      const info = await pool.send(smtpEnvelope(this.addresses, message), open);
       return { attempt: { recipients: resultsFromInfo(message.recipients, info, host.name) } };
     } catch (err) {
       const error = err as NodemailerError;
-      if (isSessionFailure(error)) {
+      if (isSessionFailure(error) && !opened.some((stream) => stream.readableDidRead)) {
         this.options.logger.debug({ queueId: message.id, mx: host.name, address, err: errorMessage(err) }, 'MX host failed; trying the next');
         return { failure: describe(error), tlsFailed: error.code === 'ETLS' || /certificate|handshake|SSL|TLS/i.test(error.message ?? '') };
       }
@@ -160,6 +171,8 @@ export class MxSender {
     const key = `${address}\0${tls.mode}\0${tls.verify}\0${tls.servername ?? ''}`;
     let pool = this.pools.get(key);
     if (!pool) {
+      // A send that outlived stop() must not open new connections after shutdown.
+      if (this.closed) throw new Error('delivery is stopping');
       if (this.pools.size >= POOL_SWEEP_THRESHOLD) this.sweepPools();
       const connection: SMTPConnectionOptions = {
         host: address,

@@ -1,4 +1,4 @@
-import type { Envelope, RecipientState } from '../spool/envelope.js';
+import { copyEnvelope, type Envelope, type RecipientState } from '../spool/envelope.js';
 import type { Spool } from '../spool/spool.js';
 import type { Logger } from '../util/logger.js';
 import { buildDsn, dsnTransport, readHeaderBlock, type DsnRecipient } from './dsn.js';
@@ -30,7 +30,45 @@ const RETURNED_HEADERS_LIMIT = 64 * 1024;
  * send() queues it under that ID, skipping one already queued.
  */
 export class SenderNotifier {
+  /**
+   * Notifications this process queued: a record that failed after the queuing must not queue
+   * one again on the next attempt, even after it was delivered and left the spool.
+   */
+  private readonly queuedHere = new Set<string>();
+
   constructor(private readonly options: SenderNotifierOptions) {}
+
+  /**
+   * At start, before anything is sent: messages whose planned notifications are already in the
+   * spool (a crash came between queuing them and recording it). Returns each such envelope
+   * with those notifications marked sent, and the notifications' IDs.
+   */
+  queuedButUnrecorded(spool: Pick<Spool, 'queued' | 'has'>): Array<{ envelope: Envelope; noticeIds: string[] }> {
+    const fixes: Array<{ envelope: Envelope; noticeIds: string[] }> = [];
+    for (const stored of spool.queued()) {
+      if (!this.owes(stored as Envelope)) continue;
+      const envelope = copyEnvelope(stored as Envelope);
+      const noticeIds = new Set<string>();
+      for (const recipient of envelope.recipients) {
+        if (recipient.dsnId !== undefined && !recipient.dsnSent && spool.has(recipient.dsnId)) {
+          recipient.dsnSent = true;
+          noticeIds.add(recipient.dsnId);
+        }
+      }
+      if (envelope.delayWarningId !== undefined && !envelope.delayWarningSent && spool.has(envelope.delayWarningId)) {
+        envelope.delayWarningSent = true;
+        noticeIds.add(envelope.delayWarningId);
+      }
+      if (noticeIds.size > 0) fixes.push({ envelope, noticeIds: [...noticeIds] });
+    }
+    return fixes;
+  }
+
+  /** The message's notifications are recorded as sent: no need to remember them here any more. */
+  recorded(envelope: Envelope): void {
+    for (const recipient of envelope.recipients) if (recipient.dsnId !== undefined && recipient.dsnSent) this.queuedHere.delete(recipient.dsnId);
+    if (envelope.delayWarningId !== undefined && envelope.delayWarningSent) this.queuedHere.delete(envelope.delayWarningId);
+  }
 
   /**
    * Give an ID to every notification the message owes and has none yet: failed recipients not
@@ -104,6 +142,7 @@ export class SenderNotifier {
   }
 
   private async queue(id: string, envelope: Envelope, originalHeaders: Buffer, now: number, recipients: DsnRecipient[]): Promise<void> {
+    if (this.queuedHere.has(id)) return;
     const input = {
       reportingMta: this.options.hostname,
       queueId: envelope.id,
@@ -127,6 +166,7 @@ export class SenderNotifier {
       },
       data,
     );
+    this.queuedHere.add(id);
   }
 
   private async originalHeaders(envelope: Envelope): Promise<Buffer> {

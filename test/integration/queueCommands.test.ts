@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { controlSocketPath } from '../../src/control/controlSocketPath.js';
@@ -188,6 +188,21 @@ describe('postern queue, with no gateway running', () => {
       const again = await runQueue(prepared.configFile, 'delete', third.id);
       assert.equal(again.status, 1);
       assert.match(again.stderr, /No message .* in the queue/);
+    });
+
+    test('a gateway alive on the spool without an answering socket makes changes refuse to run, and lookups still work', async (t) => {
+      const standIn = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
+      t.after(() => standIn.kill());
+      await writeFile(join(spoolDir, 'postern.pid'), `${standIn.pid}\n`);
+      t.after(() => rm(join(spoolDir, 'postern.pid'), { force: true }));
+
+      const refused = await runQueue(prepared.configFile, 'delete', first.id);
+      assert.equal(refused.status, 1);
+      assert.match(refused.stderr, new RegExp(`a gateway \\(pid ${standIn.pid}\\) is running on .* but does not answer on its control socket`));
+      assert.ok((await readdir(join(spoolDir, 'queue'))).includes(`${first.id}.json`), 'nothing was changed');
+      const listed = await runQueue(prepared.configFile, 'list');
+      assert.equal(listed.status, 0, listed.stderr);
+      assert.match(listed.stdout, new RegExp(first.id));
     });
   });
 });

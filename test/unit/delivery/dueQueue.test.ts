@@ -47,4 +47,15 @@ describe('the due queue', () => {
     for (let id = queue.takeDue(1000); id !== undefined; id = queue.takeDue(1000)) taken.push(id);
     assert.deepEqual(taken, expected);
   });
+
+  test('rescheduling and removing many times does not let stale entries pile up', () => {
+    const queue = new DueQueue();
+    for (let i = 0; i < 100; i++) queue.schedule(`M${i}`, 1_000_000);
+    for (let round = 0; round < 100; round++) {
+      for (let i = 0; i < 100; i++) queue.schedule(`M${i}`, round);
+    }
+    assert.ok(queue.heapSize <= 2 * queue.size + 1024, `heap holds ${queue.heapSize} entries for ${queue.size} messages`);
+    assert.equal(queue.takeDue(1_000_000), 'M0');
+    assert.equal(queue.peekDue(), 99);
+  });
 });

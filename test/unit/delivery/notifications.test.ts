@@ -119,6 +119,41 @@ describe('telling senders what failed', () => {
     }
   });
 
+  test('a bounce queued just before a crash is recorded before it is sent, so the message still pending never queues it again', async () => {
+    const upstream = await startUpstream({ refuseRecipient: refusing({ 'slow@example.net': { code: 451, text: '4.2.1 Mailbox busy' } }) });
+    const first = await deliveryFixture({ smarthost: { ...PLAIN_SMARTHOST, port: upstream.port }, notify: {}, start: false, schedule: [3_600_000] });
+    const envelope = await first.commit(MESSAGE, { sender: 'a@example.com', recipients: ['gone@example.net', 'slow@example.net'] });
+    const dsnId = first.spool.reserveId();
+    // Recorded: one recipient failed (its bounce planned), one deferred for an hour.
+    await first.spool.update({
+      ...envelope,
+      attempts: 1,
+      nextAttemptAt: first.clock.now() + 3_600_000,
+      recipients: [
+        { address: 'gone@example.net', status: 'failed', attempts: 1, lastReply: '550 5.1.1 No such user', dsnId },
+        { address: 'slow@example.net', status: 'pending', attempts: 1, lastReply: '451 4.2.1 Mailbox busy' },
+      ],
+    });
+    // The bounce made it into the queue; the crash came before the original recorded it.
+    await first.spool.enqueue(dsnId, { sender: '', recipients: ['a@example.com'] }, Buffer.from('Subject: the bounce\r\n\r\nx\r\n'));
+    await first.halt();
+
+    const second = await deliveryFixture({ smarthost: { ...PLAIN_SMARTHOST, port: upstream.port }, notify: {}, dir: first.dir, schedule: [3_600_000] });
+    try {
+      await waitForMessageFrom(upstream, '');
+      assert.equal(second.spool.get(envelope.id)!.recipients[0]!.dsnSent, true, 'recorded before the bounce went out');
+      // The original comes up again (an operator's retry): no second bounce.
+      const attempt = second.nextAttempt();
+      await second.queue.retry(envelope.id);
+      await attempt;
+      assert.equal(upstream.received.filter((m) => m.from === '').length, 1);
+      assert.deepEqual(second.spool.list().map((e) => e.id), [envelope.id]);
+    } finally {
+      await second.close();
+      await upstream.close();
+    }
+  });
+
   test('a message still undelivered after the warning time tells its sender once, and stays queued', async () => {
     const upstream = await startUpstream({ refuseRecipient: refusing({ 'slow@example.net': { code: 451, text: '4.2.1 Mailbox busy' } }) });
     const fixture = await deliveryFixture({ smarthost: { ...PLAIN_SMARTHOST, port: upstream.port }, notify: { delayWarningMs: 1000 }, schedule: [50] });
