@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -57,6 +57,34 @@ describe('reloading the configuration file', () => {
     assert.equal(applied.length, 1);
     const warning = entries.find((e) => e.msg === 'these configuration changes take effect at the next restart');
     assert.deepEqual(warning?.settings, ['limits.maxRecipients']);
+  });
+
+  test('a ConfigMap update, swapping the ..data symlink as Kubernetes does, is applied without a manual reload', async (t) => {
+    const mount = await mkdtemp(join(tmpdir(), 'postern-configmap-'));
+    t.after(() => rm(mount, { recursive: true, force: true }));
+    const version = async (name: string, text: string) => {
+      await mkdir(join(mount, name));
+      await writeFile(join(mount, name, 'postern.yaml'), text);
+    };
+    await writeFile(join(mount, 'k.key'), 'unused');
+    await version('..2026_11_30_01', BASE);
+    await symlink('..2026_11_30_01', join(mount, '..data'));
+    await symlink('..data/postern.yaml', join(mount, 'postern.yaml'));
+    const file = join(mount, 'postern.yaml');
+    const applied: Config[] = [];
+    const watcher = new ConfigWatcher({
+      file,
+      initial: loadConfig(file).config,
+      live: [{ sections: ['dkim'], apply: (config) => applied.push(config) }],
+      logger: recordingLogger().logger,
+    });
+    t.after(async () => watcher.close());
+
+    await version('..2026_11_30_02', `${BASE}dkim: { keys: [{ domain: example.com, selector: s2, keyFile: ${JSON.stringify(join(mount, 'k.key'))} }] }\n`);
+    await symlink('..2026_11_30_02', join(mount, '..data_tmp'));
+    await rename(join(mount, '..data_tmp'), join(mount, '..data'));
+    while (applied.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(applied[0]!.dkim.keys[0]!.selector, 's2');
   });
 
   test('changed paths are named down to the second level', () => {
