@@ -52,7 +52,14 @@ export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv =
       }),
     );
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    // toJS() throws (ReferenceError) for an alias with no anchor and for alias bombs past
+    // yaml's maxAliasCount: both are mistakes in the file, so they are reported as such.
+    raw = doc.toJS() ?? {};
+  } catch (err) {
+    throw new ConfigError(path, [(err as Error).message]);
+  }
   const problems: string[] = [];
   const expanded = expandEnv(raw, env, [], problems);
   if (problems.length > 0) throw new ConfigError(path, problems);

@@ -185,6 +185,11 @@ export const configSchema = z.strictObject({
       idleTimeout: duration().prefault('5m'),
       /** The whole DATA phase of one message must finish within this time. */
       dataTimeout: duration().prefault('10m'),
+      /**
+       * A message that arrives with this many Received: header fields or more is refused with
+       * 554 5.4.6, as a mail loop (RFC 5321 §6.3; Postfix's hopcount_limit, also 50).
+       */
+      maxReceivedHeaders: z.number().int().min(1).default(50),
     })
     .prefault({}),
   received: z

@@ -109,7 +109,14 @@ export function parsePolicyFile(text: string, file: string): ParsedPolicyFile {
   }
 
   // An empty file (or one with only comments) is a file with no rules.
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    // toJS() throws for an alias with no anchor and for alias bombs past yaml's maxAliasCount:
+    // mistakes in the file, reported like any other problem rather than escaping as an exception.
+    raw = doc.toJS() ?? {};
+  } catch (err) {
+    return { rules: [], problems: [{ file, line: 1, reason: (err as Error).message }], locator };
+  }
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     return { rules: [], problems: [{ file, line: 1, reason: 'the file must be a mapping with a "rules:" list' }], locator };
   }

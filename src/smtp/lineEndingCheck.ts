@@ -44,4 +44,13 @@ export class LineEndingCheck {
   get foundBareLineEnding(): boolean {
     return this.bare || this.pendingCr;
   }
+
+  /**
+   * True once a bare CR or LF has certainly been seen. Unlike foundBareLineEnding, a CR in the
+   * last byte of the latest chunk does not count: its LF may start the next chunk. This is the
+   * one to ask while the message is still arriving.
+   */
+  get foundBareLineEndingSoFar(): boolean {
+    return this.bare;
+  }
 }

@@ -37,10 +37,18 @@ export const replies = {
   // Bare CR or LF inside DATA is how SMTP smuggling hides a second message (CVE-2023-51764);
   // refused as Postfix's smtpd_forbid_bare_newline does.
   bareLineEnding: reply(554, '5.6.0', 'Message contains a bare CR or LF; lines must end with CRLF'),
+  // RFC 2045 §2.7/§2.8, RFC 6152 §3: no NUL in 7bit or 8bit data; a hop that drops NULs would
+  // read "<CRLF><NUL>.<CRLF>" as the end of the message (SMTP smuggling).
+  nulByte: reply(554, '5.6.0', 'Message contains a NUL byte, which SMTP mail may not carry'),
   // Every hop must read the same header block: one past the limit Postern parses, or with a
   // line that is no field, is refused rather than checked in part.
   headerTooLarge: (limit: number) => reply(552, '5.3.4', `Message header block exceeds ${limit} bytes`),
   malformedHeader: reply(550, '5.6.0', 'Malformed header: a line that is neither a header field nor a continuation'),
+  // RFC 3463 X.7.1 (delivery not authorized): a client may not write Postern's own trace or
+  // authentication fields (RFC 5321 §4.4, RFC 8601 §5).
+  forgedOwnHeader: reply(550, '5.7.1', 'Message carries a header field only Postern may write'),
+  // RFC 5321 §6.3 / RFC 3463 X.4.6 (routing loop detected): Postfix's "Too many hops".
+  tooManyHops: (limit: number) => reply(554, '5.4.6', `Too many hops: ${limit} or more Received header fields, a mail loop?`),
   spoolUnavailable: reply(452, '4.3.1', 'Insufficient system storage, try again later'),
   localError: reply(451, '4.3.0', 'Local error in processing, try again later'),
   dataTimeout: reply(421, '4.4.2', 'Timeout while receiving the message, closing connection'),

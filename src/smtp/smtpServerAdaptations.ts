@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
 /**
- * Two behaviours of smtp-server that a submission gateway needs different, and that the
+ * Three behaviours of smtp-server that a submission gateway needs different, and that the
  * library offers no option for. Both are applied to SMTPConnection's prototype once, before
  * any server is created, and check that the internals they rely on are still there so a
  * library upgrade that moves them fails at start instead of changing behaviour silently.
@@ -13,6 +13,20 @@ interface ConnectionInternals {
   init(): void;
   _setListeners(callback: () => void): void;
   connectionReady(next?: () => void): void;
+  _onCommand(command: unknown, callback?: unknown): unknown;
+  _onTimeout(): void;
+}
+
+/** The connection state the command-line deadline reads; all of it smtp-server's own. */
+interface DeadlineState extends ConnectionInternals {
+  _server: { options: { socketTimeout?: number } };
+  _parser?: { _remainder?: string } | false;
+  _handlerPending?: boolean;
+  _dataStream?: unknown;
+  _closing?: boolean;
+  _closed?: boolean;
+  _upgrading?: boolean;
+  _commandDeadline?: NodeJS.Timeout;
 }
 
 const LEADING_ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3}(?: |$)/;
@@ -21,7 +35,7 @@ let applied = false;
 export function adaptSmtpServer(): void {
   if (applied) return;
   const proto = SMTPConnection.prototype as unknown as ConnectionInternals;
-  for (const name of ['send', 'init', '_setListeners', 'connectionReady'] as const) {
+  for (const name of ['send', 'init', '_setListeners', 'connectionReady', '_onCommand', '_onTimeout'] as const) {
     if (typeof proto[name] !== 'function') {
       throw new Error(`smtp-server's SMTPConnection.${name} is missing: this smtp-server version is not supported`);
     }
@@ -49,6 +63,37 @@ export function adaptSmtpServer(): void {
   proto.init = function initWithoutGreetingDelay(this: ConnectionInternals) {
     this._setListeners(() => this.connectionReady());
   };
+
+  // 3. A deadline per command line. smtp-server's idle timeout is the socket's, restarted by
+  //    every byte, so a client dripping one byte every few hundred ms (slowloris) holds a
+  //    session for as long as its line may grow (16 KiB: over an hour at 3 bytes/s). As with
+  //    Postfix's smtpd_per_record_deadline, a command line must now be complete within the idle
+  //    timeout of the previous command. It only acts on a partial line: an idle client is the
+  //    socket timeout's, a message in DATA is the DATA timeout's, a pending handler is ours.
+  const connectionReady = proto.connectionReady;
+  proto.connectionReady = function readyWithCommandDeadline(this: DeadlineState, next) {
+    armCommandDeadline(this);
+    return connectionReady.call(this, next);
+  };
+  const onCommand = proto._onCommand;
+  proto._onCommand = function commandWithinDeadline(this: DeadlineState, command, callback) {
+    armCommandDeadline(this);
+    return onCommand.call(this, command, callback);
+  };
+}
+
+function armCommandDeadline(connection: DeadlineState): void {
+  clearTimeout(connection._commandDeadline);
+  const timeoutMs = connection._server.options.socketTimeout;
+  if (!timeoutMs) return;
+  connection._commandDeadline = setTimeout(() => {
+    if (connection._closing || connection._closed) return;
+    const partialLine = connection._parser ? (connection._parser._remainder ?? '') !== '' : false;
+    // A STARTTLS handshake in progress is bounded by the TLS deadline instead.
+    if (!partialLine || connection._handlerPending || connection._dataStream || connection._upgrading) return armCommandDeadline(connection);
+    connection._onTimeout();
+  }, timeoutMs);
+  connection._commandDeadline.unref();
 }
 
 /**

@@ -14,6 +14,8 @@ import type { TlsMaterial } from '../tls/tlsMaterial.js';
 import { mailboxProblem, type MailboxProblem } from './addressSyntax.js';
 import { HeaderBlockCollector } from './headerBlock.js';
 import { LineEndingCheck } from './lineEndingCheck.js';
+import { NulByteCheck } from './nulByteCheck.js';
+import { ownHeaderClaim } from './ownHeaderClaim.js';
 import { PolicyStages, type PolicyGate, type StageResult } from './policyStages.js';
 import { normalizeAddress, PreTlsGuard } from './preTlsGuard.js';
 import { receivedHeader } from './receivedHeader.js';
@@ -490,6 +492,7 @@ async function receiveMessage(
   }
 
   const lineEndings = new LineEndingCheck();
+  const nulBytes = new NulByteCheck();
   const headerBlock = new HeaderBlockCollector(MAX_HEADER_BLOCK);
   let bytes = 0;
   // A client that disconnects (or is cut off by the DATA timeout) mid-message leaves a stream
@@ -502,9 +505,11 @@ async function receiveMessage(
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       bytes += chunk.length;
       lineEndings.update(chunk);
+      nulBytes.update(chunk);
       headerBlock.update(chunk);
-      // Once the message is refused for any reason, the rest is read and dropped.
-      if (spoolError || stream.sizeExceeded || lineEndings.foundBareLineEnding || !incoming) continue;
+      // Once the message is refused for any reason, the rest is read and dropped. (A chunk that
+      // ends in CR is not refused yet: the LF may open the next chunk.)
+      if (spoolError || stream.sizeExceeded || lineEndings.foundBareLineEndingSoFar || nulBytes.foundNul || !incoming) continue;
       try {
         await incoming.write(chunk);
       } catch (err) {
@@ -543,12 +548,23 @@ async function receiveMessage(
   observer.messageReceived();
   if (stream.sizeExceeded) return refuseMessage(replies.messageTooBig(config.limits.maxMessageSize), 'size');
   if (lineEndings.foundBareLineEnding) return refuseMessage(replies.bareLineEnding, 'bare-line-ending');
+  if (nulBytes.foundNul) return refuseMessage(replies.nulByte, 'nul-byte');
   if (spoolError || !incoming) {
     return refuseMessage(replies.spoolUnavailable, 'spool', { err: errorMessage(spoolError) });
   }
 
   if (headerBlock.truncated) return refuseMessage(replies.headerTooLarge(MAX_HEADER_BLOCK), 'header-too-large');
   if (headerBlock.malformed) return refuseMessage(replies.malformedHeader, 'malformed-header');
+  // RFC 5321 §6.3: a message that has already passed this many relays is looping; refused
+  // before it goes round again. Only the header block counts: a Received line in the body is text.
+  const hops = headerBlock.fields().filter((field) => field.key === 'received').length;
+  if (hops >= config.limits.maxReceivedHeaders) {
+    return refuseMessage(replies.tooManyHops(config.limits.maxReceivedHeaders), 'too-many-hops', { hops });
+  }
+  // A header only Postern writes, written by the client, forges the trace (see ownHeaderClaim);
+  // checked after the hop count, so a real loop through Postern is reported as the loop it is.
+  const claimed = ownHeaderClaim(headerBlock.fields(), config.hostname);
+  if (claimed) return refuseMessage(replies.forgedOwnHeader, 'forged-own-header', { field: claimed });
 
   // The data stage: rules see the header fields and can read the message back from the spool.
   const written = incoming;
