@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import type { Envelope } from '../../src/spool/envelope.js';
+import { ALICE, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { sampleMessage, splitReceivedHeader } from '../helpers/messages.js';
+import { queuedIds, submit, waitUntil } from '../helpers/mxWorld.js';
+import { freePort } from '../helpers/ports.js';
+import { authenticatedClient } from '../helpers/smtpClient.js';
+import { startUpstream } from '../helpers/upstream.js';
+
+/**
+ * Faults of the network around the gateway, as an attacker on the path or a broken peer
+ * causes them: a next hop that speaks no SMTP, and DNS that never answers. Accepted mail is a
+ * promise (RFC 5321 section 6.1): such faults must defer delivery, never lose or bounce the
+ * message, and never stop the gateway taking new sessions.
+ */
+
+const FAST_RETRY = '{ schedule: [300ms], maxAge: 1h, jitter: 0 }';
+
+async function readEnvelope(postern: TestGateway, id: string): Promise<Envelope | undefined> {
+  try {
+    return JSON.parse(await readFile(join(postern.dir, 'spool', 'queue', `${id}.json`), 'utf8')) as Envelope;
+  } catch {
+    // Not there, or caught between writes: the caller polls again.
+    return undefined;
+  }
+}
+
+/** Resolves with the envelope once an attempt has been recorded for its recipient. */
+async function waitForDeferral(postern: TestGateway, id: string, timeoutMs?: number): Promise<Envelope> {
+  let last: Envelope | undefined;
+  return waitUntil(
+    `message ${id} has a recorded attempt`,
+    async () => {
+      last = await readEnvelope(postern, id);
+      return last && last.attempts >= 1 && last.recipients[0]?.lastReply !== undefined ? last : undefined;
+    },
+    () => last,
+    timeoutMs,
+  );
+}
+
+/** A new session gets through to AUTH: the gateway still answers after the fault. */
+async function assertGatewayAnswers(postern: TestGateway): Promise<void> {
+  const client = await authenticatedClient(postern.submissionPort, ALICE);
+  const noop = await client.command('NOOP');
+  assert.equal(noop.code, 250, 'a fresh session still works');
+  await client.quit();
+}
+
+/**
+ * Not an SMTP server: every connection gets an HTTP error and binary junk, or is dropped
+ * without a byte, alternately.
+ */
+async function startGarbageServer(port: number): Promise<{ readonly connections: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server = createServer((socket) => {
+    connections += 1;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    if (connections % 2 === 0) {
+      socket.destroy();
+      return;
+    }
+    socket.write('HTTP/1.1 400 Bad Request\r\n\r\n');
+    socket.end(Buffer.concat([randomBytes(512), Buffer.from('\r\n\x00\xff250 \r\n', 'latin1')]));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  return {
+    get connections() {
+      return connections;
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('network faults around the gateway', () => {
+  test('a smarthost answering garbage defers the message, and a real smarthost on the same port then receives it', async (t) => {
+    const port = await freePort();
+    let garbage: Awaited<ReturnType<typeof startGarbageServer>> | undefined = await startGarbageServer(port);
+    let upstream: Awaited<ReturnType<typeof startUpstream>> | undefined;
+    const postern = await startTestGateway({
+      upstreamPort: port,
+      extraYaml: `delivery: { mode: smarthost, smarthost: { host: 127.0.0.1, port: ${port}, tls: starttls, verifyCertificate: false }, retry: ${FAST_RETRY} }`,
+    });
+    t.after(async () => {
+      await postern.dispose();
+      await garbage?.close();
+      await upstream?.close();
+    });
+    const message = sampleMessage('garbage next hop');
+
+    const id = await submit(postern, ['bob@example.net'], message);
+
+    const deferred = await waitForDeferral(postern, id);
+    assert.equal(deferred.recipients[0]!.status, 'pending', 'a next hop speaking no SMTP is a temporary failure');
+    assert.equal(deferred.recipients[0]!.dsnId, undefined, 'no bounce is queued');
+    assert.ok(garbage.connections >= 1, 'the garbage server was tried');
+    assert.ok(deferred.recipients[0]!.lastReply, 'the failed attempt is recorded with a reply');
+    await assertGatewayAnswers(postern);
+    assert.deepEqual(await queuedIds(postern), [id], 'the message stays queued, alone');
+
+    await garbage.close();
+    garbage = undefined;
+    upstream = await startUpstream({ port });
+
+    const [received] = await upstream.waitFor(1, 20_000);
+    assert.equal(received!.from, 'alice@example.com');
+    assert.deepEqual(received!.to, ['bob@example.net']);
+    assert.equal(splitReceivedHeader(received!.raw).rest.toString('latin1'), message, 'the message arrives byte for byte after the Received header');
+    await waitUntil('the queue is empty', async () => ((await queuedIds(postern)).length === 0 ? true : undefined));
+    assert.equal(upstream.messages.length, 1, 'delivered once');
+  });
+
+  test('DNS that never answers defers an MX delivery with 4.4.3 and never bounces it', async (t) => {
+    // A UDP socket that reads every query and answers none: the resolver times out.
+    const silentDns = createSocket('udp4');
+    let queries = 0;
+    silentDns.on('message', () => (queries += 1));
+    await new Promise<void>((resolve) => silentDns.bind(0, '127.0.0.1', resolve));
+    const dnsPort = silentDns.address().port;
+    // Nothing may be delivered anywhere; the MX port is never reached because no name resolves.
+    const mxPort = await freePort();
+    const postern = await startTestGateway({
+      upstreamPort: mxPort,
+      extraYaml: `delivery: { mode: mx, mx: { port: ${mxPort} }, retry: ${FAST_RETRY} }\ndns: { servers: ["127.0.0.1:${dnsPort}"] }`,
+    });
+    t.after(async () => {
+      await postern.dispose();
+      silentDns.close();
+    });
+
+    const id = await submit(postern, ['bob@unanswered.test']);
+
+    // The resolver gives up after its own timeouts (seconds); the wait only ends a hung test.
+    const deferred = await waitForDeferral(postern, id, 30_000);
+    const recipient = deferred.recipients[0]!;
+    assert.equal(recipient.status, 'pending', 'a DNS timeout is temporary');
+    assert.match(recipient.lastReply!, /4\.4\.3/, `the reply names the directory server failure: ${recipient.lastReply}`);
+    assert.equal(recipient.dsnId, undefined, 'no bounce is queued');
+    assert.ok(queries >= 1, 'the configured DNS server was asked');
+    await assertGatewayAnswers(postern);
+    assert.deepEqual(await queuedIds(postern), [id], 'the message stays queued, and no notification joins it');
+  });
+});
