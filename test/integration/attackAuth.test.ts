@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { hashPassword } from '../../src/auth/passwordHash.js';
 import { ALICE, prepareGatewayDir, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startRedis } from '../helpers/redisServer.js';
 import { sampleMessage } from '../helpers/messages.js';
 import { freePort } from '../helpers/ports.js';
 import { SmtpTestClient } from '../helpers/smtpClient.js';
@@ -173,22 +174,6 @@ describe('authentication attacks on one gateway', () => {
   }
 });
 
-/** A redis-server of the test's own on a free loopback port. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  child.once('error', () => undefined);
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const up = await new Promise<boolean>((done) => {
-      const socket = netConnect({ host: '127.0.0.1', port }, () => (socket.destroy(), done(true)));
-      socket.once('error', () => done(false));
-    });
-    if (up) return child;
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('redis-server did not start: it must be installed (apt-get install redis-server)');
-}
 
 describe('authentication attacks on two gateways sharing one Redis', () => {
   let redis: ChildProcess | undefined;

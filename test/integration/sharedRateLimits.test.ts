@@ -1,38 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ALICE, prepareGatewayDir, spawnGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { sampleMessage } from '../helpers/messages.js';
 import { freePort } from '../helpers/ports.js';
 import { authenticatedClient } from '../helpers/smtpClient.js';
+import { startRedis, stopProcess } from '../helpers/redisServer.js';
 import { startUpstream } from '../helpers/upstream.js';
 
-/** A redis-server of the test's own on a free loopback port. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  child.once('error', () => undefined);
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const up = await new Promise<boolean>((done) => {
-      const socket = connect({ host: '127.0.0.1', port }, () => (socket.destroy(), done(true)));
-      socket.once('error', () => done(false));
-    });
-    if (up) return child;
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('redis-server did not start: it must be installed (apt-get install redis-server)');
-}
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
 
 async function submit(port: number, subject: string): Promise<number> {
   const client = await authenticatedClient(port, ALICE);
@@ -70,7 +47,7 @@ describe('rate limits shared through Redis', () => {
       assert.equal(codes.filter((c) => c === 250).length, 5, `replies: ${codes.join(', ')}`);
       assert.equal(codes.filter((c) => c === 450).length, 5, `replies: ${codes.join(', ')}`);
 
-      await stop(redis);
+      await stopProcess(redis);
       // Without Redis each gateway counts in its own memory and keeps answering.
       const during = await submit(gateways[0]!.submissionPort, 'redis is gone');
       assert.ok(during === 250 || during === 450, `a reply, not a failure: ${during}`);
@@ -80,7 +57,7 @@ describe('rate limits shared through Redis', () => {
         gateway.child.kill('SIGTERM');
         await gateway.exited;
       }
-      await stop(redis);
+      await stopProcess(redis);
       await upstream.close();
       for (const dir of dirs) await rm(dir, { recursive: true, force: true });
     }
