@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -33,6 +32,7 @@ import type { RuleDeps } from './policy/types.js';
 import { BUILTIN_RULE_TYPES } from './rules/index.js';
 import { startSubmissionListeners } from './smtp/submissionServer.js';
 import { Spool } from './spool/spool.js';
+import { readCaFile } from './tls/caFile.js';
 import { CertificateStore } from './tls/certificateStore.js';
 import { systemClock, type Clock } from './util/clock.js';
 import { errorMessage } from './util/errors.js';
@@ -211,19 +211,22 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     const deliveryLogger = logger.child({ component: 'delivery' });
     const { delivery: deliveryConfig } = config;
     const deliveryResolver = dnsResolver;
+    // Read once: the same extra CAs serve MX hosts and MTA-STS policy hosts.
+    const mxCa = deliveryConfig.mx.ca === undefined ? undefined : readCaFile(deliveryConfig.mx.ca, 'MX');
     const mtaSts = deliveryConfig.mx.mtaSts.enabled
       ? new MtaStsResolver({
           resolver: deliveryResolver,
           clock,
           logger: deliveryLogger,
           httpsPort: deliveryConfig.mx.mtaSts.httpsPort,
-          ...(deliveryConfig.mx.ca !== undefined && { ca: readFileSync(deliveryConfig.mx.ca) }),
+          ...(mxCa !== undefined && { ca: mxCa }),
         })
       : undefined;
     const transport = new RoutedTransport({
       config,
       logger: deliveryLogger,
       resolver: deliveryResolver,
+      ...(mxCa !== undefined && { mxCa }),
       ...(mtaSts && { mtaSts: (domain: string) => mtaSts.policyFor(domain) }),
     });
     const delivery = new DeliveryQueue({

@@ -1,7 +1,5 @@
-import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import type { DnsResolver } from '../policy/types.js';
-import { PosternError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { Transaction, Transport } from './deliveryQueue.js';
 import type { MtaStsPolicy } from './mtaSts.js';
@@ -18,6 +16,8 @@ export interface RoutedTransportOptions {
   /** The MTA-STS policy of a recipient domain; absent: MTA-STS is off. */
   mtaSts?: (domain: string) => Promise<MtaStsPolicy | undefined>;
   random?: () => number;
+  /** Extra CA certificates for MX hosts (delivery.mx.ca), read once at start. */
+  mxCa?: Buffer;
 }
 
 /**
@@ -41,7 +41,7 @@ export class RoutedTransport implements Transport {
       logger,
       clientHostname: config.hostname,
       port: delivery.mx.port,
-      ...(delivery.mx.ca !== undefined && { ca: readCa(delivery.mx.ca) }),
+      ...(options.mxCa !== undefined && { ca: options.mxCa }),
       maxConnectionsPerDomain: delivery.mx.maxConnectionsPerDomain,
       connectTimeoutMs: delivery.mx.connectTimeout,
       ...(options.mtaSts && { mtaSts: options.mtaSts }),
@@ -79,13 +79,5 @@ export class RoutedTransport implements Transport {
       this.relays.set(hop.name, relay);
     }
     return relay;
-  }
-}
-
-function readCa(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new PosternError('TLS_MATERIAL_INVALID', `Cannot read the MX CA file ${path}: ${errorMessage(err)}`, { cause: err });
   }
 }

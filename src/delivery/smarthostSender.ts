@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import { domainToASCII } from 'node:url';
@@ -6,7 +5,8 @@ import type { NodemailerError } from 'nodemailer';
 import MimeNode from 'nodemailer/lib/mime-node';
 import type { SMTPConnectionSendInfo, SMTPEnvelope } from 'nodemailer/lib/smtp-connection';
 import type { SmarthostConfig } from '../config/schema.js';
-import { PosternError, errorMessage } from '../util/errors.js';
+import { readCaFile } from '../tls/caFile.js';
+import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { classifyReplyCode, classifySendError, describeSendError, type DeliveryOutcome } from './replyClassifier.js';
 import { SmtpConnectionPool } from './smtpConnectionPool.js';
@@ -83,7 +83,7 @@ export class SmarthostSender implements MessageSender {
   ) {
     this.target = `${config.host}:${config.port}`;
     this.host = config.host;
-    const ca = config.ca === undefined ? undefined : readCa(config.ca);
+    const ca = config.ca === undefined ? undefined : readCaFile(config.ca, 'smarthost');
     this.pool = new SmtpConnectionPool({
       connection: {
         host: config.host,
@@ -165,14 +165,6 @@ export function normaliseEnvelope(normaliser: MimeNode, sender: string, recipien
   }
   const normalised = normaliser.setEnvelope({ from, to: recipients }).getEnvelope();
   return { from: normalised.from, to: normalised.to };
-}
-
-function readCa(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new PosternError('TLS_MATERIAL_INVALID', `Cannot read the smarthost CA file ${path}: ${errorMessage(err)}`, { cause: err });
-  }
 }
 
 /**
