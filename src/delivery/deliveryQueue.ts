@@ -7,6 +7,7 @@ import type { Logger } from '../util/logger.js';
 import { DueQueue } from './dueQueue.js';
 import { RETURNED_BY_OPERATOR, type QueueControl } from './queueControl.js';
 import type { SenderNotifier } from './senderNotifier.js';
+import { transferNeeds } from './smtpExtensions.js';
 import type { DeliveryAttempt, MessageSender, OutgoingMessage, RecipientResult } from './smarthostSender.js';
 
 export interface RetryPolicy {
@@ -398,7 +399,9 @@ export class DeliveryQueue implements QueueControl {
         recipients: transaction.recipients,
         message: () => this.spool.openMessage(envelope.id),
         size: outgoingSize(envelope),
-        eightBitMime: envelope.bodyType === '8bitmime',
+        // Announced whenever the content is 8-bit, also for a client that sent it without BODY=8BITMIME.
+        eightBitMime: envelope.bodyType === '8bitmime' || envelope.eightBit !== undefined,
+        needs: transferNeeds(envelope),
       });
     } catch (err) {
       // A sender is not supposed to throw; treat it as a failure to reach the next hop.

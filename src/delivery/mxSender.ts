@@ -155,7 +155,7 @@ export class MxSender {
       return stream;
     };
     try {
-      const info = await pool.send(smtpEnvelope(this.addresses, message), open);
+      const info = await pool.send(smtpEnvelope(this.addresses, message), open, message.needs);
       return { attempt: { recipients: resultsFromInfo(message.recipients, info, host.name) } };
     } catch (err) {
       const error = err as NodemailerError;

@@ -1,4 +1,5 @@
 import { copyEnvelope, type Envelope, type RecipientState } from '../spool/envelope.js';
+import { eightBitPlacementOf } from '../spool/eightBitContent.js';
 import type { Spool } from '../spool/spool.js';
 import type { Logger } from '../util/logger.js';
 import { buildDsn, dsnTransport, readHeaderBlock, type DsnRecipient } from './dsn.js';
@@ -163,6 +164,7 @@ export class SenderNotifier {
         recipients: [envelope.sender],
         ...(transport.smtpUtf8 && { smtpUtf8: true }),
         ...(transport.eightBitMime && { bodyType: '8bitmime' as const }),
+        ...eightBitMeta(data),
       },
       data,
     );
@@ -178,6 +180,11 @@ export class SenderNotifier {
       return Buffer.alloc(0);
     }
   }
+}
+
+function eightBitMeta(data: Buffer): { eightBit?: 'headers' | 'body' } {
+  const eightBit = eightBitPlacementOf(data);
+  return eightBit === undefined ? {} : { eightBit };
 }
 
 function dsnRecipient(recipient: RecipientState, action: 'failed' | 'delayed'): DsnRecipient {

@@ -10,6 +10,7 @@ import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { classifyReplyCode, classifySendError, describeSendError, type DeliveryOutcome } from './replyClassifier.js';
 import { SmtpConnectionPool } from './smtpConnectionPool.js';
+import type { TransferNeeds } from './smtpExtensions.js';
 
 /** One message to hand to the next hop, for the recipients still pending. */
 export interface OutgoingMessage {
@@ -24,8 +25,10 @@ export interface OutgoingMessage {
   message: () => Readable;
   /** Bytes, announced with SIZE= when the server supports it (RFC 1870). */
   size?: number;
-  /** Announce BODY=8BITMIME (RFC 6152), as the client did when it submitted the message. */
+  /** Announce BODY=8BITMIME (RFC 6152): the client did, or the message holds 8-bit bytes. */
   eightBitMime?: boolean;
+  /** What the next hop must offer for the message to go there at all. */
+  needs?: TransferNeeds;
 }
 
 export interface RecipientResult {
@@ -116,7 +119,7 @@ export class SmarthostSender implements MessageSender {
   async send(message: OutgoingMessage): Promise<DeliveryAttempt> {
     if (message.recipients.length === 0) return { recipients: [] };
     try {
-      const info = await this.pool.send(this.envelopeFor(message), message.message);
+      const info = await this.pool.send(this.envelopeFor(message), message.message, message.needs);
       return { recipients: resultsFromInfo(message.recipients, info, this.host) };
     } catch (err) {
       this.logger.debug({ queueId: message.id, smarthost: this.target, err: errorMessage(err) }, 'smarthost send failed');

@@ -3,6 +3,7 @@ import type { NodemailerError } from 'nodemailer';
 import { EENVELOPE, EMESSAGE, isTransientError } from 'nodemailer/lib/errors';
 import SMTPConnection, { type SMTPConnectionOptions, type SMTPConnectionSendInfo, type SMTPEnvelope } from 'nodemailer/lib/smtp-connection';
 import type { Logger } from '../util/logger.js';
+import { missingExtension, withSmtpUtf8, type TransferNeeds } from './smtpExtensions.js';
 
 export interface SmtpConnectionPoolOptions {
   /** How to reach and talk to the server; every new nodemailer SMTPConnection gets these. */
@@ -23,6 +24,7 @@ export interface SmtpConnectionPoolOptions {
 }
 
 const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+const NO_NEEDS: TransferNeeds = { eightBitMime: false, utf8Headers: false };
 const DEFAULT_MAX_MESSAGES_PER_CONNECTION = 100;
 /** How long a connection that said QUIT may take to close before its socket is destroyed. */
 const QUIT_GRACE_MS = 5_000;
@@ -103,9 +105,9 @@ export class SmtpConnectionPool {
    * is ready; every stream it returns is destroyed once its try is over.
    * Rejects with the nodemailer error of the last try.
    */
-  async send(envelope: SMTPEnvelope, openMessage: () => Readable): Promise<SMTPConnectionSendInfo> {
+  async send(envelope: SMTPEnvelope, openMessage: () => Readable, needs: TransferNeeds = NO_NEEDS): Promise<SMTPConnectionSendInfo> {
     const lease = await this.acquire();
-    const result = await this.tryOn(lease.connection, envelope, openMessage, lease.reused);
+    const result = await this.tryOn(lease.connection, envelope, openMessage, lease.reused, needs);
     if (result.ok) return result.info;
     if (!result.retryOnFreshConnection) throw result.err;
 
@@ -117,7 +119,7 @@ export class SmtpConnectionPool {
     }
     this.options.logger.debug({ err: result.err.message }, 'smarthost dropped a reused connection before the message; retrying on a new one');
     const fresh = await this.open();
-    const second = await this.tryOn(fresh, envelope, openMessage, false);
+    const second = await this.tryOn(fresh, envelope, openMessage, false, needs);
     if (second.ok) return second.info;
     throw second.err;
   }
@@ -209,7 +211,13 @@ export class SmtpConnectionPool {
     }
   }
 
-  private tryOn(connection: PooledConnection, envelope: SMTPEnvelope, openMessage: () => Readable, reused: boolean): Promise<TryResult> {
+  private tryOn(connection: PooledConnection, envelope: SMTPEnvelope, openMessage: () => Readable, reused: boolean, needs: TransferNeeds): Promise<TryResult> {
+    // Checked on every connection, fresh or reused: what the server offers decides, before a byte is sent.
+    const missing = missingExtension(connection.smtp, envelope, needs, String(this.options.connection.host));
+    if (missing) {
+      this.release(connection);
+      return Promise.resolve({ ok: false, err: missing, retryOnFreshConnection: false });
+    }
     let message: Readable;
     try {
       message = openMessage();
@@ -220,7 +228,7 @@ export class SmtpConnectionPool {
     return new Promise((resolve) => {
       // send() writes its bookkeeping (accepted, rejected, a refused MAIL FROM) into the envelope
       // it is given, so each try gets its own copy.
-      connection.smtp.send({ ...envelope }, message, (err, info) => {
+      const send = () => connection.smtp.send({ ...envelope }, message, (err, info) => {
         // Whether any of it left: a message that did not start can go over another connection.
         const messageRead = message.readableDidRead;
         // nodemailer leaves the stream open when the envelope was refused before DATA.
@@ -241,6 +249,8 @@ export class SmtpConnectionPool {
         // message finds it there instead of opening another.
         this.afterFailure(connection, err, () => resolve({ ok: false, err, retryOnFreshConnection: false }));
       });
+      if (needs.utf8Headers) withSmtpUtf8(connection.smtp, send);
+      else send();
     });
   }
 

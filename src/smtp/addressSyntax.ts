@@ -25,7 +25,7 @@ const DOMAIN_UTF8 = domain(DNS_LABEL_UTF8);
 const IPV4 = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const IPV6_CHARS = /^[0-9A-Fa-f:.]{2,45}$/;
 
-export type MailboxProblem = 'syntax' | 'quoted-local-part' | 'too-long';
+export type MailboxProblem = 'syntax' | 'quoted-local-part' | 'too-long' | 'needs-smtputf8';
 
 /** Why `address` is not acceptable, or undefined when it is. The empty reverse-path is not handled here. */
 export function mailboxProblem(address: string, options: { smtpUtf8: boolean }): MailboxProblem | undefined {
@@ -36,9 +36,13 @@ export function mailboxProblem(address: string, options: { smtpUtf8: boolean }):
   if (local.startsWith('"')) return 'quoted-local-part';
   // RFC 5321 §4.5.3.1.1 and .2: local part 64 octets, domain 255; the path as a whole 256.
   if (Buffer.byteLength(local) > 64 || Buffer.byteLength(host) > 255 || Buffer.byteLength(address) > 254) return 'too-long';
-  if (!(options.smtpUtf8 ? LOCAL_UTF8 : LOCAL_ASCII).test(local)) return 'syntax';
-  if (host.startsWith('[')) return isAddressLiteral(host) ? undefined : 'syntax';
-  return (options.smtpUtf8 ? DOMAIN_UTF8 : DOMAIN_ASCII).test(host) ? undefined : 'syntax';
+  if (host.startsWith('[')) {
+    if (!isAddressLiteral(host)) return 'syntax';
+  } else if (!DOMAIN_UTF8.test(host)) return 'syntax';
+  if (!LOCAL_UTF8.test(local)) return 'syntax';
+  // Well formed as an internationalised address, which only SMTPUTF8 allows (RFC 6531 §3.3).
+  if (!options.smtpUtf8 && (!LOCAL_ASCII.test(local) || !(host.startsWith('[') || DOMAIN_ASCII.test(host)))) return 'needs-smtputf8';
+  return undefined;
 }
 
 /** RFC 5321 §4.1.3: [192.0.2.1] or [IPv6:2001:db8::1]. */

@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import type { HeaderField } from '../policy/types.js';
 
 const CR = 0x0d;
@@ -40,6 +41,11 @@ export class HeaderBlockCollector {
   /** The header fields collected, unfolded, in order. */
   fields(): HeaderField[] {
     return parseHeaderFields(this.block.toString('utf8', 0, this.collected)).fields;
+  }
+
+  /** True when the block holds a byte beyond ASCII: UTF-8 header fields (RFC 6532). */
+  get eightBit(): boolean {
+    return !isAscii(this.block.subarray(0, this.collected));
   }
 
   /** True when a line of the block is neither a field nor a continuation of one. */

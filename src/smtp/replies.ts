@@ -27,6 +27,8 @@ export const replies = {
   badRecipientSyntax: reply(501, '5.1.3', 'Bad recipient address syntax'),
   quotedLocalPart: reply(553, '5.1.3', 'Quoted local parts are not accepted'),
   addressTooLong: reply(501, '5.5.4', 'Address too long (RFC 5321 section 4.5.3.1)'),
+  // RFC 6531 §3.5: a non-ASCII address in a transaction that did not ask for SMTPUTF8.
+  needsSmtpUtf8: reply(553, '5.6.7', 'Non-ASCII address needs the SMTPUTF8 parameter on MAIL FROM'),
 
   tooManyConnectionsFromAddress: reply(421, '4.7.0', 'Too many connections from your address, try again later'),
   // RFC 5321 §4.5.3.1.10: a server refusing further recipients answers 452, and the client

@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -9,6 +10,7 @@ import type { Logger } from '../util/logger.js';
 import { ConnectionLimits } from './connectionLimits.js';
 import { adaptSmtpServer, destroyPendingTls } from './smtpServerAdaptations.js';
 import type { PolicyContext } from '../policy/types.js';
+import { EightBitCheck, eightBitPlacement } from '../spool/eightBitContent.js';
 import type { CommitMeta } from '../spool/incomingMessage.js';
 import type { TlsMaterial } from '../tls/tlsMaterial.js';
 import { mailboxProblem, type MailboxProblem } from './addressSyntax.js';
@@ -149,6 +151,7 @@ interface AuthenticatedUser {
 function syntaxReply(problem: MailboxProblem, otherwise: SmtpReply): SmtpReply {
   if (problem === 'quoted-local-part') return replies.quotedLocalPart;
   if (problem === 'too-long') return replies.addressTooLong;
+  if (problem === 'needs-smtputf8') return replies.needsSmtpUtf8;
   return otherwise;
 }
 
@@ -493,6 +496,7 @@ async function receiveMessage(
 
   const lineEndings = new LineEndingCheck();
   const nulBytes = new NulByteCheck();
+  const eightBit = new EightBitCheck();
   const headerBlock = new HeaderBlockCollector(MAX_HEADER_BLOCK);
   let bytes = 0;
   // A client that disconnects (or is cut off by the DATA timeout) mid-message leaves a stream
@@ -506,6 +510,7 @@ async function receiveMessage(
       bytes += chunk.length;
       lineEndings.update(chunk);
       nulBytes.update(chunk);
+      eightBit.update(chunk);
       headerBlock.update(chunk);
       // Once the message is refused for any reason, the rest is read and dropped. (A chunk that
       // ends in CR is not refused yet: the LF may open the next chunk.)
@@ -615,6 +620,8 @@ async function receiveMessage(
       clientIp: session.remoteAddress,
       smtpUtf8: session.envelope.smtpUtf8 || undefined,
       bodyType: session.envelope.bodyType === '8bitmime' ? '8bitmime' : '7bit',
+      // What the next hop must offer depends on the bytes, not on BODY= (see eightBitContent).
+      eightBit: eightBitPlacement(headerBlock.eightBit || !isAscii(Buffer.from(signature + prepended)), eightBit.foundEightBit),
     });
   } catch (err) {
     return refuseMessage(replies.spoolUnavailable, 'spool', { err: errorMessage(err) });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { EightBitPlacement } from './eightBitContent.js';
 import { QUEUE_ID_PATTERN } from './queueId.js';
 
 /**
@@ -53,6 +54,11 @@ export interface Envelope {
   smtpUtf8?: boolean;
   /** BODY= from MAIL FROM (RFC 6152). */
   bodyType?: '7bit' | '8bitmime';
+  /**
+   * Where the message (with the header fields sent in front of it) first holds a byte beyond
+   * ASCII; absent for ASCII alone, and in records written before this was recorded.
+   */
+  eightBit?: EightBitPlacement;
   /** Delivery attempts made for the message as a whole. */
   attempts: number;
   /** Not to be attempted before this time, ms since the epoch. */
@@ -87,6 +93,7 @@ const envelopeSchema = z.object({
   clientIp: z.string().optional(),
   smtpUtf8: z.boolean().optional(),
   bodyType: z.enum(['7bit', '8bitmime']).optional(),
+  eightBit: z.enum(['headers', 'body']).optional(),
   attempts: z.number().int().nonnegative(),
   nextAttemptAt: timestamp,
   delayWarningId: z.string().regex(QUEUE_ID_PATTERN, 'is not a queue ID').optional(),

@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { Writable, type Readable } from 'node:stream';
 import { PosternError, errorMessage, isPosternError } from '../util/errors.js';
 import type { Envelope } from './envelope.js';
+import type { EightBitPlacement } from './eightBitContent.js';
 import { removeQuietly } from './durableFs.js';
 
 /** What the SMTP side knows about a message once DATA is complete. */
@@ -14,6 +15,8 @@ export interface CommitMeta {
   clientIp?: string;
   smtpUtf8?: boolean;
   bodyType?: '7bit' | '8bitmime';
+  /** Where the message, `headers` included, first holds a byte beyond ASCII. */
+  eightBit?: EightBitPlacement;
   /** Header fields to send in front of the message (Received:, policy annotations); CRLF lines. */
   headers?: string;
 }

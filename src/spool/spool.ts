@@ -159,6 +159,7 @@ export class Spool implements CommitTarget {
       ...(meta.clientIp !== undefined && { clientIp: meta.clientIp }),
       ...(meta.smtpUtf8 !== undefined && { smtpUtf8: meta.smtpUtf8 }),
       ...(meta.bodyType !== undefined && { bodyType: meta.bodyType }),
+      ...(meta.eightBit !== undefined && { eightBit: meta.eightBit }),
       ...(meta.headers ? { headers: meta.headers } : {}),
       attempts: 0,
       nextAttemptAt: now,

@@ -8,6 +8,8 @@ export interface ReceivedMessage {
   user?: string;
   /** The session was TLS (STARTTLS or implicit) when the message came. */
   secure: boolean;
+  /** The parameters of its MAIL FROM, upper-case keys: { SIZE: '123', BODY: '8BITMIME', SMTPUTF8: true }. */
+  mailParams: Record<string, string | boolean>;
 }
 
 /** One RCPT TO the server was asked, accepted or not, with the MAIL FROM of its transaction ('' for <>). */
@@ -45,6 +47,8 @@ export interface UpstreamOptions {
    * may answer differently over time, e.g. 451 first, then accept.
    */
   rcptReply?: (address: string, seen: number) => UpstreamReply | undefined;
+  /** Leave these extensions out of the EHLO reply: a next hop without SMTPUTF8 (RFC 6531) or 8BITMIME (RFC 6152). */
+  without?: Array<'SMTPUTF8' | '8BITMIME'>;
 }
 
 export interface Upstream {
@@ -83,6 +87,8 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     authOptional: !options.auth,
     disableReverseLookup: true,
     logger: false,
+    hideSMTPUTF8: options.without?.includes('SMTPUTF8') ?? false,
+    hide8BITMIME: options.without?.includes('8BITMIME') ?? false,
     onConnect(_session, callback) {
       connections += 1;
       const refusal = options.greeting;
@@ -115,6 +121,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
           raw: Buffer.concat(chunks),
           user: typeof session.user === 'string' ? session.user : undefined,
           secure: session.secure,
+          mailParams: { ...((session.envelope.mailFrom ? session.envelope.mailFrom.args : undefined) || {}) },
         });
         wake();
         callback(null, 'Ok upstream');

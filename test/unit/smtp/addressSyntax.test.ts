@@ -24,9 +24,16 @@ describe('mailbox syntax', () => {
     assert.equal(mailboxProblem(`${'a'.repeat(65)}@example.com`, ascii), 'too-long');
     assert.equal(mailboxProblem(`a@${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.${'e'.repeat(60)}.${'f'.repeat(10)}.com`, ascii), 'too-long');
   });
-  test('accepts UTF-8 only when the transaction declared SMTPUTF8', () => {
-    assert.equal(mailboxProblem('jörg@bücher.example', ascii), 'syntax');
-    assert.equal(mailboxProblem('jörg@bücher.example', utf8), undefined);
+  test('accepts UTF-8 only when the transaction declared SMTPUTF8, and says so otherwise', () => {
+    for (const address of ['jörg@bücher.example', 'jorg@bücher.example', 'jörg@example.com', '用户@例子.广告', 'δοκιμή@[192.0.2.1]']) {
+      assert.equal(mailboxProblem(address, ascii), 'needs-smtputf8', address);
+      assert.equal(mailboxProblem(address, utf8), undefined, address);
+    }
+    // Malformed stays malformed, SMTPUTF8 or not.
+    for (const address of ['jö rg@example.com', 'jörg@bü cher.example', 'jörg..x@example.com']) {
+      assert.equal(mailboxProblem(address, ascii), 'syntax', address);
+      assert.equal(mailboxProblem(address, utf8), 'syntax', address);
+    }
   });
   test('refuses malformed address literals', () => {
     assert.equal(mailboxProblem('x@[999.0.0.1]', ascii), 'syntax');
