@@ -152,7 +152,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     const dkimSigner = new DkimSigner({ keyring: dkimKeyring, clock, logger: logger.child({ component: 'dkim' }) });
 
     // One resolver and answer cache for rules and delivery, asking `dns.servers` (or the system's).
-    const dnsResolver = createResolver({ servers: config.dns.servers, clock });
+    const dnsResolver = createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeout, tries: config.dns.tries, clock });
 
     // The policy: built-in rule types plus the operator's files; a bad file stops the start
     // here (and on a reload is refused while the running set stays).

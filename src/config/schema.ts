@@ -67,6 +67,10 @@ const relayHost = (defaultPort: number, defaultTls: 'starttls' | 'opportunistic'
     /** Extra CA certificate (PEM file) to trust for this host, e.g. an internal CA. */
     ca: z.string().optional(),
     auth: z.strictObject({ user: z.string().min(1), pass: z.string() }).optional(),
+    /** Giving up on a host that does not answer the TCP connection (Postfix smtp_connect_timeout). */
+    connectTimeout: duration().prefault('30s'),
+    /** Giving up on a host that took the connection but sends no greeting, or stalls STARTTLS (Postfix smtp_helo_timeout; RFC 5321 §4.5.3.2.1). */
+    greetingTimeout: duration().prefault('5m'),
   });
 
 const smarthost = relayHost(587, 'starttls');
@@ -224,6 +228,8 @@ export const configSchema = z.strictObject({
           maxConnectionsPerDomain: z.number().int().min(1).max(100).default(10),
           /** Giving up on a host that does not answer the TCP connection (Postfix smtp_connect_timeout). */
           connectTimeout: duration().prefault('30s'),
+          /** Giving up on a host that took the connection but sends no greeting, or stalls STARTTLS (Postfix smtp_helo_timeout; RFC 5321 §4.5.3.2.1). */
+          greetingTimeout: duration().prefault('5m'),
           mtaSts: z
             .strictObject({
               /** Honour recipient domains' MTA-STS policies (RFC 8461). */
@@ -290,6 +296,10 @@ export const configSchema = z.strictObject({
           ),
         )
         .default([]),
+      /** How long one query waits for an answer before it is asked again (the resolver default RES_TIMEOUT). */
+      timeout: duration().prefault('5s'),
+      /** How many times each server is asked before the lookup fails as temporary (the resolver default attempts:2). */
+      tries: z.number().int().min(1).max(5).default(2),
     })
     .prefault({}),
   dkim: z

@@ -24,6 +24,8 @@ export interface MxSenderOptions {
   ca?: string | Buffer;
   maxConnectionsPerDomain: number;
   connectTimeoutMs: number;
+  /** Waiting for the greeting, and for a STARTTLS handshake. */
+  greetingTimeoutMs?: number;
   /** The MTA-STS policy of a domain, or undefined; absent: MTA-STS is off. */
   mtaSts?: (domain: string) => Promise<MtaStsPolicy | undefined>;
   /** [0,1) randomness for ordering MX hosts of equal preference. */
@@ -183,6 +185,7 @@ export class MxSender {
         opportunisticTLS: tls.mode === 'opportunistic',
         ignoreTLS: tls.mode === 'none',
         connectionTimeout: this.options.connectTimeoutMs,
+        ...(this.options.greetingTimeoutMs !== undefined && { greetingTimeout: this.options.greetingTimeoutMs }),
         tls: {
           rejectUnauthorized: tls.verify,
           ...(tls.servername !== undefined && { servername: tls.servername }),

@@ -44,6 +44,7 @@ export class RoutedTransport implements Transport {
       ...(options.mxCa !== undefined && { ca: options.mxCa }),
       maxConnectionsPerDomain: delivery.mx.maxConnectionsPerDomain,
       connectTimeoutMs: delivery.mx.connectTimeout,
+      greetingTimeoutMs: delivery.mx.greetingTimeout,
       ...(options.mtaSts && { mtaSts: options.mtaSts }),
       ...(options.random && { random: options.random }),
     });

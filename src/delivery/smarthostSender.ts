@@ -51,6 +51,9 @@ export interface MessageSender {
   close(): void;
 }
 
+/** A smarthost or relay as configured; the timeouts may be left to nodemailer's defaults. */
+export type RelayTarget = Omit<SmarthostConfig, 'connectTimeout' | 'greetingTimeout'> & Partial<Pick<SmarthostConfig, 'connectTimeout' | 'greetingTimeout'>>;
+
 export interface SmarthostSenderOptions {
   /** The name to announce in EHLO; this gateway's configured hostname. */
   clientHostname?: string;
@@ -80,7 +83,7 @@ export class SmarthostSender implements MessageSender {
   private readonly addresses = new MimeNode();
 
   constructor(
-    config: SmarthostConfig,
+    config: RelayTarget,
     private readonly logger: Logger,
     options: SmarthostSenderOptions = {},
   ) {
@@ -105,6 +108,9 @@ export class SmarthostSender implements MessageSender {
           ...(ca !== undefined && { ca }),
         },
         ...(options.clientHostname !== undefined && { name: options.clientHostname }),
+        // Absent only in a configuration built by hand; nodemailer's defaults then apply.
+        ...(config.connectTimeout !== undefined && { connectionTimeout: config.connectTimeout }),
+        ...(config.greetingTimeout !== undefined && { greetingTimeout: config.greetingTimeout }),
         logger: false,
       },
       // With credentials configured, every connection logs in, offered AUTH or not: a server

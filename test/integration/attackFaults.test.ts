@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import type { Envelope } from '../../src/spool/envelope.js';
 import { ALICE, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { sampleMessage, splitReceivedHeader } from '../helpers/messages.js';
-import { queuedIds, submit, waitUntil } from '../helpers/mxWorld.js';
+import { queuedIds, startMxWorld, submit, waitUntil } from '../helpers/mxWorld.js';
 import { freePort } from '../helpers/ports.js';
 import { authenticatedClient } from '../helpers/smtpClient.js';
 import { startUpstream } from '../helpers/upstream.js';
@@ -134,9 +134,12 @@ describe('network faults around the gateway', () => {
     const dnsPort = silentDns.address().port;
     // Nothing may be delivered anywhere; the MX port is never reached because no name resolves.
     const mxPort = await freePort();
+    // One attempt only (the next is an hour away), so every query counted belongs to it.
     const postern = await startTestGateway({
       upstreamPort: mxPort,
-      extraYaml: `delivery: { mode: mx, mx: { port: ${mxPort} }, retry: ${FAST_RETRY} }\ndns: { servers: ["127.0.0.1:${dnsPort}"] }`,
+      extraYaml:
+        `delivery: { mode: mx, mx: { port: ${mxPort} }, retry: { schedule: [1h], maxAge: 1d, jitter: 0 } }\n` +
+        `dns: { servers: ["127.0.0.1:${dnsPort}"], timeout: 200ms, tries: 3 }`,
     });
     t.after(async () => {
       await postern.dispose();
@@ -145,14 +148,91 @@ describe('network faults around the gateway', () => {
 
     const id = await submit(postern, ['bob@unanswered.test']);
 
-    // The resolver gives up after its own timeouts (seconds); the wait only ends a hung test.
+    // The resolver gives up after 3 × 200 ms; the wait only ends a hung test.
     const deferred = await waitForDeferral(postern, id, 30_000);
     const recipient = deferred.recipients[0]!;
     assert.equal(recipient.status, 'pending', 'a DNS timeout is temporary');
     assert.match(recipient.lastReply!, /4\.4\.3/, `the reply names the directory server failure: ${recipient.lastReply}`);
     assert.equal(recipient.dsnId, undefined, 'no bounce is queued');
-    assert.ok(queries >= 1, 'the configured DNS server was asked');
+    assert.equal(queries, 3, 'the MX question was asked dns.tries times, each waiting dns.timeout');
     await assertGatewayAnswers(postern);
     assert.deepEqual(await queuedIds(postern), [id], 'the message stays queued, and no notification joins it');
   });
+
+  test('a next hop that takes the connection and never greets is given up after delivery.mx.greetingTimeout; the next MX host gets the message', async (t) => {
+    const world = await startMxWorld({
+      zone: {
+        zone: 'silent.test',
+        mx: { 'silent.test': [{ preference: 10, exchange: 'mx1.silent.test' }, { preference: 20, exchange: 'mx2.silent.test' }] },
+        hosts: { 'mx1.silent.test': [SILENT_MX], 'mx2.silent.test': [ANSWERING_MX] },
+      },
+      hosts: { [ANSWERING_MX]: {} },
+      down: [SILENT_MX],
+    });
+    const silent = await startSilentServer(SILENT_MX, world.port);
+    const postern = await startTestGateway({ upstreamPort: world.mailbox.port, extraYaml: world.deliveryYaml({ mx: 'greetingTimeout: 400ms' }) });
+    t.after(async () => {
+      await postern.dispose();
+      await silent.close();
+      await world.close();
+    });
+
+    await submit(postern, ['bob@silent.test']);
+
+    // nodemailer's own default would wait 30 s and the RFC 5321 default 5 min; the wait ends a hung test only.
+    const [received] = await world.hosts[ANSWERING_MX]!.waitFor(1, 15_000);
+    assert.deepEqual(received!.to, ['bob@silent.test']);
+    assert.ok(silent.connections >= 1, 'the silent host was tried first');
+    await waitUntil('the queue is empty', async () => ((await queuedIds(postern)).length === 0 ? true : undefined));
+    assert.equal(world.mailbox.messages.length, 0, 'nothing bounced');
+  });
+
+  test('a smarthost that never greets defers the message after smarthost.greetingTimeout, and keeps it', async (t) => {
+    const port = await freePort();
+    const silent = await startSilentServer('127.0.0.1', port);
+    const postern = await startTestGateway({
+      upstreamPort: port,
+      extraYaml: `delivery: { mode: smarthost, smarthost: { host: 127.0.0.1, port: ${port}, tls: starttls, verifyCertificate: false, greetingTimeout: 300ms }, retry: { schedule: [1h], maxAge: 1d, jitter: 0 } }`,
+    });
+    t.after(async () => {
+      await postern.dispose();
+      await silent.close();
+    });
+
+    const id = await submit(postern, ['bob@example.net']);
+
+    const deferred = await waitForDeferral(postern, id, 15_000);
+    assert.equal(deferred.recipients[0]!.status, 'pending');
+    assert.match(deferred.recipients[0]!.lastReply!, /greeting/i, `the recorded reason: ${deferred.recipients[0]!.lastReply}`);
+    assert.equal(deferred.recipients[0]!.dsnId, undefined, 'no bounce is queued');
+    await assertGatewayAnswers(postern);
+  });
 });
+
+const SILENT_MX = '127.0.0.2';
+const ANSWERING_MX = '127.0.0.3';
+
+/** Takes TCP connections and never says a word: a tarpit, or a host whose SMTP service hangs. */
+async function startSilentServer(host: string, port: number): Promise<{ readonly connections: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server = createServer((socket) => {
+    connections += 1;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  return {
+    get connections() {
+      return connections;
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

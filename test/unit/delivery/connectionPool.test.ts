@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import MimeNode from 'nodemailer/lib/mime-node';
-import type { SmarthostConfig } from '../../../src/config/schema.js';
+import type { RelayTarget as SmarthostConfig } from '../../../src/delivery/smarthostSender.js';
 import { SmarthostSender, normaliseEnvelope, type OutgoingMessage } from '../../../src/delivery/smarthostSender.js';
 import { SmtpConnectionPool } from '../../../src/delivery/smtpConnectionPool.js';
 import { silentLogger } from '../../../src/util/logger.js';

@@ -1,10 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SmarthostConfig } from '../../../src/config/schema.js';
 import { DeliveryQueue, type AttemptReport } from '../../../src/delivery/deliveryQueue.js';
 import { SenderNotifier } from '../../../src/delivery/senderNotifier.js';
-import { SmarthostSender } from '../../../src/delivery/smarthostSender.js';
+import { SmarthostSender, type RelayTarget as SmarthostConfig } from '../../../src/delivery/smarthostSender.js';
 import type { Envelope } from '../../../src/spool/envelope.js';
 import { Spool, type CommitMeta } from '../../../src/spool/spool.js';
 import { ManualClock } from '../../../src/util/clock.js';

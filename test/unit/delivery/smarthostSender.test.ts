@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
-import type { SmarthostConfig } from '../../../src/config/schema.js';
+import type { RelayTarget as SmarthostConfig } from '../../../src/delivery/smarthostSender.js';
 import { SmarthostSender, addressKey, type OutgoingMessage } from '../../../src/delivery/smarthostSender.js';
 import { silentLogger } from '../../../src/util/logger.js';
 import { startUpstream, type UpstreamOptions } from './upstream.js';
