@@ -83,8 +83,8 @@ export type AuthResult = (typeof AUTH_RESULTS)[number];
 
 /** The fixed words for rejections no policy rule made, per stage where each can happen. */
 export const REJECTION_REASONS = {
-  mail: ['tls-required', 'auth-required', 'syntax', 'local-error'],
-  rcpt: ['syntax', 'too-many-recipients', 'local-error'],
+  mail: ['tls-required', 'auth-required', 'syntax', 'unsupported-parameter', 'local-error'],
+  rcpt: ['syntax', 'unsupported-parameter', 'too-many-recipients', 'local-error'],
   data: ['size', 'bare-line-ending', 'spool', 'local-error'],
 } as const;
 export type RejectionStage = keyof typeof REJECTION_REASONS;

@@ -33,6 +33,7 @@ export const replies = {
   tooManyConnectionsFromAddress: reply(421, '4.7.0', 'Too many connections from your address, try again later'),
   // RFC 5321 §4.5.3.1.10: a server refusing further recipients answers 452, and the client
   // sends the rest in another transaction.
+  unsupportedParameter: (name: string) => reply(555, '5.5.4', `Unsupported parameter ${name}`),
   tooManyRecipients: (limit: number) => reply(452, '4.5.3', `Too many recipients, at most ${limit} per message`),
   // RFC 1870 §6.2 / RFC 3463 5.3.4: message too big for system.
   messageTooBig: (limit: number) => reply(552, '5.3.4', `Message size exceeds the limit of ${limit} bytes`),

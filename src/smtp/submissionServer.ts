@@ -14,6 +14,7 @@ import { EightBitCheck, eightBitPlacement } from '../spool/eightBitContent.js';
 import type { CommitMeta } from '../spool/incomingMessage.js';
 import type { TlsMaterial } from '../tls/tlsMaterial.js';
 import { mailboxProblem, type MailboxProblem } from './addressSyntax.js';
+import { printableParameter, unsupportedParameter } from './commandParameters.js';
 import { HeaderBlockCollector } from './headerBlock.js';
 import { LineEndingCheck } from './lineEndingCheck.js';
 import { NulByteCheck } from './nulByteCheck.js';
@@ -407,6 +408,8 @@ function createServer(
       if (!session.secure) return callback(reject(state, 'mail', 'tls-required', replies.tlsRequired));
       const user = session.user as AuthenticatedUser | undefined;
       if (!user) return callback(reject(state, 'mail', 'auth-required', replies.authRequired));
+      const unsupported = unsupportedParameter('mail', address.args);
+      if (unsupported !== undefined) return callback(reject(state, 'mail', 'unsupported-parameter', replies.unsupportedParameter(printableParameter(unsupported))));
       const sender = address.address;
       if (sender !== '') {
         const problem = mailboxProblem(sender, { smtpUtf8: session.envelope.smtpUtf8 === true });
@@ -417,6 +420,8 @@ function createServer(
 
     onRcptTo(address, session, callback) {
       const state = stateOf(session);
+      const unsupported = unsupportedParameter('rcpt', address.args);
+      if (unsupported !== undefined) return callback(reject(state, 'rcpt', 'unsupported-parameter', replies.unsupportedParameter(printableParameter(unsupported))));
       const problem = mailboxProblem(address.address, { smtpUtf8: session.envelope.smtpUtf8 === true });
       if (problem) return callback(reject(state, 'rcpt', 'syntax', syntaxReply(problem, replies.badRecipientSyntax)));
       if (session.envelope.rcptTo.length >= config.limits.maxRecipients) {

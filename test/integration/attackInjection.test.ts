@@ -155,6 +155,27 @@ describe('injection attacks', () => {
     });
   }
 
+  test('a parameter of an extension Postern does not offer is refused 555 5.5.4, never silently accepted', async () => {
+    const client = await authenticatedClient(fixture.postern.submissionPort, ALICE);
+    // REQUIRETLS (RFC 8689) and DSN (RFC 3461) are not offered: accepting them would promise
+    // what delivery does not do. An unknown keyword is refused the same way (RFC 5321 §4.1.1.11).
+    for (const line of ['MAIL FROM:<alice@example.com> REQUIRETLS', 'MAIL FROM:<alice@example.com> RET=HDRS', 'MAIL FROM:<alice@example.com> X-ROUTE=evil.example']) {
+      assert.match((await client.command(line)).last, /^555 5\.5\.4 /, line);
+    }
+    // What the EHLO reply offers, and AUTH= (RFC 4954 §5), are taken.
+    assert.equal((await client.command('MAIL FROM:<alice@example.com> SIZE=100 BODY=8BITMIME SMTPUTF8 AUTH=<>')).code, 250);
+    for (const line of ['RCPT TO:<bob@example.net> NOTIFY=NEVER', 'RCPT TO:<bob@example.net> ORCPT=rfc822;bob@example.net', `RCPT TO:<bob@example.net> X-FORWARD=${EVIL}`]) {
+      assert.match((await client.command(line)).last, /^555 5\.5\.4 /, line);
+    }
+    assert.equal((await client.command('RCPT TO:<bob@example.net>')).code, 250);
+    const before = fixture.upstream.messages.length;
+    assert.equal((await client.data(sampleMessage('after unsupported parameters'))).code, 250);
+    const [message] = (await fixture.upstream.waitFor(before + 1)).slice(before);
+    assert.deepEqual(message!.to, ['bob@example.net']);
+    await client.quit();
+    assertEvilNeverAsked();
+  });
+
   for (const [name, user] of [
     ['CRLF and a MAIL command', 'alice\r\nMAIL FROM:<ceo@example.com>'],
     ['a trailing CRLF', 'alice\r\n'],
