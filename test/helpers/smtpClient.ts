@@ -26,11 +26,17 @@ export class SmtpTestClient {
     this.attach(socket);
   }
 
-  static async connect(port: number, options: { implicitTls?: boolean; host?: string } = {}): Promise<SmtpTestClient> {
+  /**
+   * `localAddress` picks the client's source address: Linux routes all of 127/8 to loopback,
+   * so a test can be a client address of its own and per-address limits of one test do not
+   * meet another's.
+   */
+  static async connect(port: number, options: { implicitTls?: boolean; host?: string; localAddress?: string } = {}): Promise<SmtpTestClient> {
     const host = options.host ?? '127.0.0.1';
+    const from = options.localAddress === undefined ? {} : { localAddress: options.localAddress };
     const socket = options.implicitTls
-      ? tlsConnect({ host, port, rejectUnauthorized: false, servername: 'localhost' })
-      : netConnect({ host, port });
+      ? tlsConnect({ socket: netConnect({ host, port, ...from }), rejectUnauthorized: false, servername: 'localhost' })
+      : netConnect({ host, port, ...from });
     await new Promise<void>((resolve, reject) => {
       socket.once(options.implicitTls ? 'secureConnect' : 'connect', () => resolve());
       socket.once('error', reject);

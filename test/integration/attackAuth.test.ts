@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { hashPassword } from '../../src/auth/passwordHash.js';
@@ -26,20 +24,9 @@ const INVALID = '535 5.7.8 Authentication credentials invalid';
 // Three failures within 20s lock for 20s: long enough that no lock ends during a test.
 const LOCKOUT_YAML = 'auth: { usersFile: users.yaml, failureDelay: 50ms, lockout: { failures: 3, window: 20s, duration: 20s } }';
 
-/**
- * An implicit-TLS session from a chosen loopback source address: Linux routes all of 127/8 to
- * the loopback interface, so each test can be a client address of its own and the per-address
- * counters of one test do not spill into the next.
- */
+/** An implicit-TLS session from its own loopback source address, greeted and past EHLO. */
 async function connectFrom(port: number, localAddress: string): Promise<SmtpTestClient> {
-  const raw = netConnect({ host: '127.0.0.1', port, localAddress });
-  const socket: TLSSocket = tlsConnect({ socket: raw, rejectUnauthorized: false, servername: 'localhost' });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('secureConnect', () => resolve());
-    socket.once('error', reject);
-  });
-  // The helper's constructor is private to steer tests to connect(); this is connect() with a source address.
-  const client = new (SmtpTestClient as unknown as new (socket: TLSSocket) => SmtpTestClient)(socket);
+  const client = await SmtpTestClient.connect(port, { implicitTls: true, localAddress });
   assert.equal((await client.greeting()).code, 220);
   assert.equal((await client.ehlo()).code, 250);
   return client;

@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { describe, test } from 'node:test';
 import { ALICE, gatewayWithUpstream } from '../helpers/gateway.js';
 import { sampleMessage } from '../helpers/messages.js';
@@ -16,17 +14,9 @@ const MAX_SIZE = 512 * 1024;
 // Short timeouts so idle and slow clients are cut off within seconds.
 const LIMITS = `limits: { maxMessageSize: ${MAX_SIZE}, maxConnectionsPerIp: 3, idleTimeout: 1500ms, dataTimeout: 2s, tlsTimeout: 2s }`;
 
-/** A session from a chosen loopback source address (Linux routes all of 127/8 to loopback), so per-address limits of one test do not meet another's. */
-async function connectFrom(port: number, localAddress: string, implicitTls = false): Promise<SmtpTestClient> {
-  const socket: Socket | TLSSocket = implicitTls
-    ? tlsConnect({ socket: netConnect({ host: '127.0.0.1', port, localAddress }), rejectUnauthorized: false, servername: 'localhost' })
-    : netConnect({ host: '127.0.0.1', port, localAddress });
-  await new Promise<void>((resolve, reject) => {
-    socket.once(implicitTls ? 'secureConnect' : 'connect', () => resolve());
-    socket.once('error', reject);
-  });
-  // The helper's constructor is private to steer tests to connect(); this is connect() with a source address.
-  return new (SmtpTestClient as unknown as new (socket: Socket | TLSSocket) => SmtpTestClient)(socket);
+/** A session from its own loopback source address (see SmtpTestClient.connect). */
+function connectFrom(port: number, localAddress: string, implicitTls = false): Promise<SmtpTestClient> {
+  return SmtpTestClient.connect(port, { implicitTls, localAddress });
 }
 
 /** Resolves once the server has closed the connection; rejects past `timeoutMs` (only to end a hung test). */
