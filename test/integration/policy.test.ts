@@ -10,7 +10,7 @@ import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 const SHIPPED_POLICIES = resolve(import.meta.dirname, '../../policies');
 
-/** A custom rule type that throws for one subject, to stand for a broken operator module. */
+/** A custom rule type that throws for one subject and never answers for another, to stand for a broken operator module. */
 const FLAKY_RULE = `
 export default {
   type: 'flaky',
@@ -21,6 +21,8 @@ export default {
       evaluate(ctx) {
         const subject = ctx.message.headers.find((h) => h.key === 'subject')?.value ?? '';
         if (subject === 'boom') throw new Error('the rule broke');
+        // A lookup that hangs for ever: only the rule's timeout ends it.
+        if (subject === 'hang') return new Promise(() => {});
         return { action: 'continue', annotations: { headers: [{ name: 'X-Policy-Checked', value: 'yes' }] } };
       },
     };
@@ -69,6 +71,7 @@ describe('the policy, through real SMTP sessions', () => {
         '    params: { deny: [example.org] }',
         '  - name: flaky-check',
         '    type: flaky',
+        '    timeout: 400ms',
       ].join('\n'),
     );
     upstream = await startUpstream();
@@ -119,6 +122,18 @@ describe('the policy, through real SMTP sessions', () => {
     assert.equal(await metric(postern, 'postern_policy_rule_errors_total{rule="flaky-check"}'), errorsBefore + 1);
     const fine = await send(postern.submissionPort, { subject: 'after the fault' });
     assert.equal(fine.code, 250, fine.last);
+  });
+
+  test('a rule that never answers is cut off at its timeout with 451 4.3.0; nothing is relayed and the gateway goes on', async () => {
+    const errorsBefore = await metric(postern, 'postern_policy_rule_errors_total{rule="flaky-check"}');
+    const relayedBefore = upstream.messages.length;
+    const hung = await send(postern.submissionPort, { subject: 'hang' });
+    assert.equal(hung.last, '451 4.3.0 Temporary local problem, try again later');
+    assert.equal(await metric(postern, 'postern_policy_rule_errors_total{rule="flaky-check"}'), errorsBefore + 1);
+    const fine = await send(postern.submissionPort, { subject: 'after the hang' });
+    assert.equal(fine.code, 250, fine.last);
+    await upstream.waitFor(relayedBefore + 1);
+    assert.ok(!upstream.messages.some((m) => m.raw.toString().includes('Subject: hang')), 'the message the rule never judged was not relayed');
   });
 
   test('a changed policy is picked up by itself; a file with a mistake is refused whole and the running policy stays', async () => {
