@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { Redis } from 'ioredis';
 import { ALICE, prepareGatewayDir, spawnGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { sampleMessage } from '../helpers/messages.js';
+import { waitUntil } from '../helpers/mxWorld.js';
 import { freePort } from '../helpers/ports.js';
 import { authenticatedClient } from '../helpers/smtpClient.js';
 import { startRedis, stopProcess } from '../helpers/redisServer.js';
 import { startUpstream } from '../helpers/upstream.js';
-
-
 
 async function submit(port: number, subject: string): Promise<number> {
   const client = await authenticatedClient(port, ALICE);
@@ -21,9 +21,9 @@ async function submit(port: number, subject: string): Promise<number> {
 }
 
 describe('rate limits shared through Redis', () => {
-  test('two gateways on one Redis admit exactly the limit together, and keep answering when Redis goes away', async () => {
+  test('two gateways on one Redis admit exactly the limit together, keep answering when Redis goes away, and share again when it is back', async () => {
     const redisPort = await freePort();
-    const redis = await startRedis(redisPort);
+    let redis = await startRedis(redisPort);
     const upstream = await startUpstream();
     const dirs: string[] = [];
     const gateways: GatewayProcess[] = [];
@@ -52,6 +52,36 @@ describe('rate limits shared through Redis', () => {
       const during = await submit(gateways[0]!.submissionPort, 'redis is gone');
       assert.ok(during === 250 || during === 450, `a reply, not a failure: ${during}`);
       assert.ok(gateways[0]!.logs.some((entry) => /fall back to memory/.test(String(entry.msg))), 'the fallback is logged');
+
+      // Redis returns (empty, as after a failover to a fresh replica): each gateway's client
+      // reconnects by itself, and the next calls count there again.
+      redis = await startRedis(redisPort);
+      // A gateway that fell back says so when a count is served by Redis again.
+      const onRedisAgain = (gateway: GatewayProcess) => {
+        const switches = gateway.logs.filter((entry) => /fall back to memory|back on Redis/.test(String(entry.msg)));
+        return switches.length === 0 || /back on Redis/.test(String(switches.at(-1)!.msg));
+      };
+      for (const gateway of gateways) {
+        await waitUntil(
+          'the gateway counts on Redis again',
+          async () => {
+            await submit(gateway.submissionPort, 'probe');
+            return onRedisAgain(gateway) ? true : undefined;
+          },
+          () => gateway.logs.filter((entry) => /redis|Redis/.test(String(entry.msg))).slice(-4),
+        );
+      }
+      const admin = new Redis({ host: '127.0.0.1', port: redisPort, lazyConnect: true });
+      await admin.connect();
+      await admin.flushall();
+      admin.disconnect();
+      const after: number[] = [];
+      for (let n = 0; n < 10; n++) after.push(await submit(gateways[n % 2]!.submissionPort, `shared again ${n}`));
+      assert.deepEqual(
+        [after.filter((c) => c === 250).length, after.filter((c) => c === 450).length],
+        [5, 5],
+        `together again exactly the limit: ${after.join(', ')}`,
+      );
     } finally {
       for (const gateway of gateways) {
         gateway.child.kill('SIGTERM');
