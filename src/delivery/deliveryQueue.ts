@@ -8,6 +8,7 @@ import { DueQueue } from './dueQueue.js';
 import { RETURNED_BY_OPERATOR, type QueueControl } from './queueControl.js';
 import type { SenderNotifier } from './senderNotifier.js';
 import { transferNeeds } from './smtpExtensions.js';
+import { boundedReply } from './replyClassifier.js';
 import type { DeliveryAttempt, MessageSender, OutgoingMessage, RecipientResult } from './smarthostSender.js';
 
 export interface RetryPolicy {
@@ -392,6 +393,11 @@ export class DeliveryQueue implements QueueControl {
   }
 
   private async send(envelope: Envelope, transaction: Transaction): Promise<DeliveryAttempt> {
+    const attempt = await this.sendUnbounded(envelope, transaction);
+    return { recipients: attempt.recipients.map((result) => ({ ...result, reply: boundedReply(result.reply) })) };
+  }
+
+  private async sendUnbounded(envelope: Envelope, transaction: Transaction): Promise<DeliveryAttempt> {
     try {
       return await transaction.send({
         id: envelope.id,

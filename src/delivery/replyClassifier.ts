@@ -65,3 +65,15 @@ export function describeSendError(err: SendErrorLike): string {
   const code = err.code ? `${err.code}: ` : '';
   return `${code}${err.message ?? 'unknown error'}`;
 }
+
+/** Characters of a next hop's reply kept in the queue record and the logs. */
+export const MAX_RECORDED_REPLY = 2000;
+
+/**
+ * A reply as it is recorded: a hostile or broken server may send tens of kilobytes of text,
+ * which would otherwise be written into the envelope at every attempt and into every log line.
+ */
+export function boundedReply(reply: string): string {
+  if (reply.length <= MAX_RECORDED_REPLY) return reply;
+  return `${reply.slice(0, MAX_RECORDED_REPLY)}... (${reply.length - MAX_RECORDED_REPLY} more characters)`;
+}

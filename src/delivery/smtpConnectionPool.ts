@@ -24,6 +24,12 @@ export interface SmtpConnectionPoolOptions {
 }
 
 const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+/**
+ * The largest reply a next hop may send (nodemailer's maxResponseSize, not in its types);
+ * nodemailer's own 1 MiB lets a hostile server park a megabyte per connection. A reply over
+ * this ends the session as an error: the message waits for another attempt.
+ */
+const REPLY_SIZE_LIMIT = { maxResponseSize: 64 * 1024 } as Partial<SMTPConnectionOptions>;
 const NO_NEEDS: TransferNeeds = { eightBitMime: false, utf8Headers: false };
 const DEFAULT_MAX_MESSAGES_PER_CONNECTION = 100;
 /** How long a connection that said QUIT may take to close before its socket is destroyed. */
@@ -168,7 +174,7 @@ export class SmtpConnectionPool {
    * synchronously, before the returned promise settles; a failure frees it again.
    */
   private open(): Promise<PooledConnection> {
-    const smtp = new SMTPConnection(this.options.connection);
+    const smtp = new SMTPConnection({ ...this.options.connection, ...REPLY_SIZE_LIMIT });
     const connection: PooledConnection = { id: this.nextId++, smtp, state: 'connecting', transactions: 0, timer: undefined };
     this.connections.add(connection);
     return new Promise((resolve, reject) => {

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import type { Envelope } from '../../src/spool/envelope.js';
 import { ALICE, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { sampleMessage, splitReceivedHeader } from '../helpers/messages.js';
-import { queuedIds, startMxWorld, submit, waitUntil } from '../helpers/mxWorld.js';
+import { queuedIds, recordingLogger, startMxWorld, submit, waitUntil } from '../helpers/mxWorld.js';
 import { freePort } from '../helpers/ports.js';
 import { authenticatedClient } from '../helpers/smtpClient.js';
 import { startUpstream } from '../helpers/upstream.js';
@@ -207,9 +207,53 @@ describe('network faults around the gateway', () => {
     assert.equal(deferred.recipients[0]!.dsnId, undefined, 'no bounce is queued');
     await assertGatewayAnswers(postern);
   });
+
+  test('a next hop refusing with a 30 KB reply: the recipient bounces, and the queue record, the log and the bounce carry a bounded reply', async (t) => {
+    const hugeReply = `5.1.1 ${'no such user, '.repeat(2200)}`;
+    const upstream = await startUpstream({ rcptReply: (address) => (address === 'bob@example.net' ? { code: 550, message: hugeReply } : undefined) });
+    const { logger, entries } = recordingLogger();
+    const postern = await startTestGateway({ upstreamPort: upstream.port, logger });
+    t.after(async () => {
+      await postern.dispose();
+      await upstream.close();
+    });
+
+    await submit(postern, ['bob@example.net']);
+
+    const [bounce] = await upstream.waitFor(1);
+    assert.deepEqual(bounce!.to, ['alice@example.com'], 'the bounce goes back to the sender');
+    const text = bounce!.raw.toString('latin1');
+    assert.match(text, /^Status: 5\.1\.1/m);
+    assert.ok(bounce!.raw.length < 20_000, `the bounce stays small: ${bounce!.raw.length} bytes`);
+    const replies = entries.map((entry) => entry.reply).filter((reply): reply is string => typeof reply === 'string');
+    assert.ok(replies.some((reply) => reply.startsWith('550 5.1.1 no such user')), 'the refusal is logged');
+    assert.ok(Math.max(...replies.map((reply) => reply.length)) < 2100, 'no log line carries the whole reply');
+  });
+
+  test('a next hop whose reply never ends (200 KB) is cut off: the message waits, nothing bounces, the gateway goes on', async (t) => {
+    const endlessReply = `5.1.1 ${'x'.repeat(200 * 1024)}`;
+    const upstream = await startUpstream({ rcptReply: () => ({ code: 550, message: endlessReply }) });
+    const postern = await startTestGateway({ upstreamPort: upstream.port, extraYaml: 'delivery: ' + SMARTHOST_ONE_HOUR(upstream.port) });
+    t.after(async () => {
+      await postern.dispose();
+      await upstream.close();
+    });
+
+    const id = await submit(postern, ['bob@example.net']);
+
+    const deferred = await waitForDeferral(postern, id);
+    const recipient = deferred.recipients[0]!;
+    assert.equal(recipient.status, 'pending', 'an over-long reply is no verdict: the message waits');
+    assert.ok(recipient.lastReply!.length < 2100, `the recorded reason is bounded: ${recipient.lastReply!.length} characters`);
+    assert.equal(recipient.dsnId, undefined, 'no bounce is queued');
+    await assertGatewayAnswers(postern);
+  });
 });
 
 const SILENT_MX = '127.0.0.2';
+/** Relay to the upstream with one attempt only: the next is an hour away. */
+const SMARTHOST_ONE_HOUR = (port: number) =>
+  `{ mode: smarthost, smarthost: { host: 127.0.0.1, port: ${port}, tls: starttls, verifyCertificate: false }, retry: { schedule: [1h], maxAge: 1d, jitter: 0 } }`;
 const ANSWERING_MX = '127.0.0.3';
 
 /** Takes TCP connections and never says a word: a tarpit, or a host whose SMTP service hangs. */
