@@ -1,3 +1,5 @@
+// First, so every pattern the process runs has the backtracking limit (see the module).
+import './util/regexpBacktrackLimit.js';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';

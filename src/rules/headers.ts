@@ -1,7 +1,9 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Splitter, type BodyChunk, type MimeNode } from 'mailsplit';
+import safeRegex from 'safe-regex2';
 import { z } from 'zod';
+import '../util/regexpBacktrackLimit.js';
 import { CONTINUE, type HeaderField, type RuleType, type Verdict } from '../policy/types.js';
 import { quoted } from './shared/replyText.js';
 
@@ -49,8 +51,26 @@ const patternSchema = z
       new RegExp(pattern.match);
     } catch (err) {
       ctx.addIssue({ code: 'custom', path: ['match'], message: `is not a regular expression: ${(err as Error).message}` });
+      return;
     }
+    const problem = safePatternProblem(pattern.match);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['match'], message: problem });
   });
+
+/** Backreferences (\1, \k<name>) and lookaround ((?=, (?!, (?<=, (?<!): what V8's linear-time engine cannot run. */
+const NOT_LINEAR = /\\[1-9]|\\k<|\(\?<?[=!]/;
+
+/**
+ * Why a pattern could stall the gateway on a crafted header, or undefined. Header values come
+ * from the client; a pattern that backtracks exponentially on some value is a way to stop
+ * every session. Most such patterns finish on V8's linear-time engine once backtracking gets
+ * out of hand (see util/regexpBacktrackLimit); one with backreferences or lookaround cannot, so
+ * it must not have the nested quantifiers that make backtracking explode (safe-regex2's check).
+ */
+export function safePatternProblem(source: string): string | undefined {
+  if (!NOT_LINEAR.test(source) || safeRegex(source)) return undefined;
+  return 'could take exponential time on a crafted header: it nests quantifiers (such as (a+)+) and uses a backreference or lookaround, which the linear-time fallback cannot run; drop one of the two';
+}
 
 const paramsSchema = z
   .strictObject({

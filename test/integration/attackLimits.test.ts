@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
-import { ALICE, gatewayWithUpstream } from '../helpers/gateway.js';
+import { ALICE, gatewayWithUpstream, startTestGateway } from '../helpers/gateway.js';
 import { sampleMessage } from '../helpers/messages.js';
 import { SmtpTestClient, authenticatedClient } from '../helpers/smtpClient.js';
+import { startUpstream } from '../helpers/upstream.js';
 
 /**
  * Resource attacks: over-long lines, oversized and lying messages, mail loops, clients that
@@ -10,6 +14,7 @@ import { SmtpTestClient, authenticatedClient } from '../helpers/smtpClient.js';
  */
 
 // Larger than the 256 KiB header block Postern keeps, so that limit can be reached on its own.
+const SHIPPED_POLICIES = resolve(import.meta.dirname, '../../policies');
 const MAX_SIZE = 512 * 1024;
 // Short timeouts so idle and slow clients are cut off within seconds.
 const LIMITS = `limits: { maxMessageSize: ${MAX_SIZE}, maxConnectionsPerIp: 3, idleTimeout: 1500ms, dataTimeout: 2s, tlsTimeout: 2s }`;
@@ -319,3 +324,38 @@ function dripper(client: SmtpTestClient, text: string): NodeJS.Timeout {
   }, 250);
   return timer;
 }
+
+describe('a header crafted against an operator\'s pattern', () => {
+  test('cannot stall the gateway: an exponentially backtracking pattern answers at once, and other sessions are served meanwhile', async (t) => {
+    // The shipped policy plus a headers rule whose pattern backtracks exponentially: ^(a+)+$.
+    const policies = await mkdtemp(join(tmpdir(), 'postern-redos-'));
+    await cp(SHIPPED_POLICIES, policies, { recursive: true });
+    await writeFile(
+      join(policies, '60-subject.yaml'),
+      'rules:\n  - name: no-aaa\n    type: headers\n    params: { patterns: [{ header: Subject, match: "^(a+)+$", action: reject, text: "no screaming" }] }\n',
+    );
+    const upstream = await startUpstream();
+    const postern = await startTestGateway({ upstreamPort: upstream.port, extraYaml: `policies: { dir: ${JSON.stringify(policies)} }` });
+    t.after(async () => {
+      await postern.dispose();
+      await upstream.close();
+      await rm(policies, { recursive: true, force: true });
+    });
+    const send = async (subject: string) => {
+      const client = await authenticatedClient(postern.submissionPort, ALICE);
+      assert.equal((await client.command('MAIL FROM:<alice@example.com>')).code, 250);
+      assert.equal((await client.command('RCPT TO:<bob@example.net>')).code, 250);
+      const reply = await client.data(sampleMessage(subject));
+      await client.quit();
+      return reply.last;
+    };
+
+    // Backtracking alone, 28 a's and a '!' take about 20 s of one core; 5,000 would never end.
+    const crafted = send(`${'a'.repeat(5000)}!`);
+    const bystander = send('an ordinary message at the same time');
+    assert.match(await crafted, /^250 /, 'no match, decided');
+    assert.match(await bystander, /^250 /);
+    assert.equal(await send('a'.repeat(5000)), '550 5.7.1 no screaming', 'a real match is still a match');
+    await upstream.waitFor(2);
+  });
+});

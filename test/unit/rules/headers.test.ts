@@ -105,6 +105,23 @@ describe('headers: required, forbidden and patterned fields', () => {
     assert.throws(() => parseParams(headers, { blockedExtensions: ['e x e'] }), /extension/);
   });
 
+  test('a pattern that backtracks exponentially still answers at once on a crafted value', async () => {
+    // (a+)+$ against 5,000 a's and a '!' would backtrack for longer than the universe has been
+    // around; V8's linear-time fallback (util/regexpBacktrackLimit) answers in milliseconds.
+    const params = { patterns: [{ header: 'Subject', match: '^(a+)+$', action: 'reject' }] };
+    assert.equal((await check(params, `From: a@example.com\nSubject: ${'a'.repeat(5000)}!\n\nhi\n`)).action, 'continue');
+    assert.equal((await check(params, `From: a@example.com\nSubject: ${'a'.repeat(5000)}\n\nhi\n`)).action, 'reject');
+  });
+
+  test('a pattern the fallback cannot run (backreference or lookaround) is refused when it nests quantifiers', () => {
+    for (const match of ['(a+)+(?=x)', '^(x+)*\\1$', '(?<!y)(b*)*c']) {
+      assert.throws(() => parseParams(headers, { patterns: [{ header: 'Subject', match, action: 'reject' }] }), /exponential time/, match);
+    }
+    for (const match of ['^(?:[a-z0-9-]+\\.)+example\\.com$', '(\\w+) \\1', '^(?!re:)', '^(a+)+$']) {
+      assert.doesNotThrow(() => parseParams(headers, { patterns: [{ header: 'Subject', match, action: 'reject' }] }), match);
+    }
+  });
+
   test('extensions in params are kept lower-case and without the dot', () => {
     assert.deepEqual(parseParams(headers, BASELINE).blockedExtensions, ['exe', 'js', 'vbs', 'scr', 'tar.gz']);
   });
