@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { configPath, ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { startGateway } from '../main.js';
+import { routeConsoleToLog } from '../util/consoleToLog.js';
 import { createLogger } from '../util/logger.js';
 import { errorMessage, isPosternError } from '../util/errors.js';
 import { formatCertificateInfo, generateCertificateCommand, showCertificateCommand } from './certCommand.js';
@@ -48,6 +49,7 @@ program
   .action(async (opts: { config?: string }) => {
     const config = loadOrExit(opts.config);
     const logger = createLogger(config.log.level);
+    routeConsoleToLog(logger);
     // A bug must not die silently: log it as JSON like everything else, then exit non-zero so
     // the supervisor restarts the process. The spool keeps every accepted message safe.
     for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
