@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { CONTINUE, type RuleType, type Verdict } from '../policy/types.js';
 import { isAligned } from './shared/alignment.js';
 import { authorOf } from './shared/authorAddress.js';
-import { checkDkimSignatures, hasDkimSignature, type SignatureCheck } from './shared/dkimSignatures.js';
+import { checkDkimSignatures, hasDkimSignature, tooManySignatures, type SignatureCheck } from './shared/dkimSignatures.js';
 import { limitReply, listed } from './shared/replyLimit.js';
 import { quoted } from './shared/replyText.js';
 
@@ -66,6 +66,8 @@ const dkimVerify: RuleType<DkimVerifyParams> = {
         if (!hasDkimSignature(message.headers)) {
           return params.requireSignature ? reject('5.7.20', 'the message carries no DKIM signature; it must be signed') : CONTINUE;
         }
+        const tooMany = tooManySignatures(message.headers);
+        if (tooMany) return reject('5.7.20', tooMany);
         // A From problem is known without reading the message, and no signature can mend it.
         const author = params.requireFromDomain ? authorOf(message.headers) : undefined;
         if (author !== undefined && 'problem' in author) return reject('5.7.1', author.problem);

@@ -22,6 +22,20 @@ export interface SignatureCheck {
   reason: string;
 }
 
+/** Signatures verified per message; real mail carries one to three (author, ESP, list). */
+export const MAX_SIGNATURES = 10;
+
+/**
+ * Why the message's signatures are not verified at all, or undefined. RFC 6376 section 6.1 lets
+ * a verifier limit the signatures it tries: each can cost a DNS look-up, a public-key
+ * operation and a pass of its own over the body (every l= is a separate hash), so an
+ * unbounded count is a way to make one message cost minutes of work.
+ */
+export function tooManySignatures(headers: readonly HeaderField[]): string | undefined {
+  const count = headers.filter((field) => field.key === 'dkim-signature').length;
+  return count > MAX_SIGNATURES ? `the message carries ${count} DKIM signatures; at most ${MAX_SIGNATURES} are verified` : undefined;
+}
+
 /** Whether the message carries any DKIM-Signature field at all. */
 export function hasDkimSignature(headers: readonly HeaderField[]): boolean {
   return headers.some((field) => field.key === 'dkim-signature');

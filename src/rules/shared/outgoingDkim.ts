@@ -1,6 +1,6 @@
 import type { PolicyMessage, RuleDeps } from '../../policy/types.js';
 import { isAligned, type AlignmentMode } from './alignment.js';
-import { checkDkimSignatures, hasDkimSignature } from './dkimSignatures.js';
+import { checkDkimSignatures, hasDkimSignature, tooManySignatures } from './dkimSignatures.js';
 import { quoted } from './replyText.js';
 
 /**
@@ -37,6 +37,8 @@ export async function ownSignatureAlignment(
   signal?: AbortSignal,
 ): Promise<DkimAlignment> {
   if (!hasDkimSignature(message.headers)) return { aligned: false, temporary: false, reasons: ['the message carries no DKIM signature'] };
+  const tooMany = tooManySignatures(message.headers);
+  if (tooMany) return { aligned: false, temporary: false, reasons: [tooMany] };
   const checks = await checkDkimSignatures(message, deps, signal);
   const candidates = checks.filter((check) => isAligned(fromDomain, check.domain, mode));
   const passing = candidates.find((check) => check.outcome === 'pass');

@@ -1,6 +1,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dkimVerify from '../../../src/rules/dkimVerify.js';
+import { MAX_SIGNATURES } from '../../../src/rules/shared/dkimSignatures.js';
 import { BUILTIN_RULE_TYPES } from '../../../src/rules/index.js';
 import type { Rule } from '../../../src/policy/types.js';
 import { ManualClock } from '../../../src/util/clock.js';
@@ -102,6 +103,22 @@ describe('dkim-verify', () => {
     const verdict = await check(await signMessage(BODY, [exampleKey], { maxBodyLength: 5 }));
     assert.ok(verdict.action === 'reject' && verdict.enhanced === '5.7.21');
     assert.equal(verdict.text, 'the DKIM signature of example.com is not acceptable: it leaves part of the body unsigned (l= tag)');
+  });
+
+  test('more signatures than are verified is refused up front with 550 5.7.20, without a DNS look-up', async () => {
+    const lookups = new FakeZone(keyRecords(exampleKey));
+    const signed = await signMessage(BODY, [exampleKey]);
+    const signature = signed.slice(0, signed.indexOf('From: "Example'));
+    const many = signature.repeat(MAX_SIGNATURES + 1) + signed.slice(signature.length);
+    assert.deepEqual(await check(many, {}, lookups), {
+      action: 'reject',
+      code: 550,
+      enhanced: '5.7.20',
+      text: `the message carries ${MAX_SIGNATURES + 1} DKIM signatures; at most ${MAX_SIGNATURES} are verified`,
+    });
+    assert.deepEqual(lookups.asked, []);
+    const enough = signature.repeat(MAX_SIGNATURES) + signed.slice(signature.length);
+    assert.equal((await check(enough, {}, lookups)).action, 'continue', 'the limit itself is verified');
   });
 
   test('a DKIM-Signature field that cannot be used at all is rejected with 550 5.7.20', async () => {

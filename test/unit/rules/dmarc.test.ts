@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import dmarc from '../../../src/rules/dmarc.js';
 import { BUILTIN_RULE_TYPES } from '../../../src/rules/index.js';
 import type { RuleDeps } from '../../../src/policy/types.js';
+import { MAX_SIGNATURES } from '../../../src/rules/shared/dkimSignatures.js';
 import { MessageSpool, createRule, dataContext, fakeDeps, parseParams, verdictOf } from './context.js';
 import { keyRecords, rsaKey, signMessage } from './dkimFixtures.js';
 import { FakeZone, txt } from './fakeZone.js';
@@ -160,6 +161,19 @@ describe('dmarc: alignment by DKIM', () => {
       enhanced: '5.7.26',
       text: "mail From example.com would not align: no DKIM key for example.com here, the message's own DKIM signature of example.com does not verify: body hash did not verify and the envelope sender bounces@other.example is not aligned",
     });
+  });
+
+  test("a client's own signatures past the verification limit are not verified, and say so", async () => {
+    const key = rsaKey('example.com', 'client');
+    const signed = await signMessage(message('a@example.com'), [key]);
+    // Everything before the message's own first field (From:) is the signature field.
+    const signature = signed.slice(0, signed.indexOf('\r\nFrom:') + 2);
+    assert.match(signature, /^DKIM-Signature:/);
+    const raw = signature.repeat(MAX_SIGNATURES) + signed;
+    const zone = new FakeZone({ ...BASE_ZONE, ...keyRecords(key) });
+    const { verdict } = await evaluate({ from: 'a@example.com', raw, zone });
+    assert.ok(verdict.action === 'reject' && verdict.enhanced === '5.7.26');
+    assert.match(verdict.text, new RegExp(`the message carries ${MAX_SIGNATURES + 1} DKIM signatures; at most ${MAX_SIGNATURES} are verified`));
   });
 
   test("a client's own signature whose key look-up fails is deferred", async () => {
