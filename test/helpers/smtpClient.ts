@@ -187,7 +187,7 @@ function dotStuff(body: Buffer): Buffer {
 export async function authenticatedClient(
   port: number,
   credentials: { user: string; password: string },
-  options: { implicitTls?: boolean; ehloName?: string } = {},
+  options: { implicitTls?: boolean; ehloName?: string; host?: string } = {},
 ): Promise<SmtpTestClient> {
   const client = await SmtpTestClient.connect(port, options);
   await expectCode(client.greeting(), 220);
