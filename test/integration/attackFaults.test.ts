@@ -21,6 +21,12 @@ import { startUpstream } from '../helpers/upstream.js';
  */
 
 const FAST_RETRY = '{ schedule: [300ms], maxAge: 1h, jitter: 0 }';
+/** Relay to the upstream with one attempt only: the next is an hour away. */
+const SMARTHOST_ONE_HOUR = (port: number) =>
+  `{ mode: smarthost, smarthost: { host: 127.0.0.1, port: ${port}, tls: starttls, verifyCertificate: false }, retry: { schedule: [1h], maxAge: 1d, jitter: 0 } }`;
+/** MX hosts of the silent-host test: the first never greets, the second is a real server. */
+const SILENT_MX = '127.0.0.2';
+const ANSWERING_MX = '127.0.0.3';
 
 async function readEnvelope(postern: TestGateway, id: string): Promise<Envelope | undefined> {
   try {
@@ -53,11 +59,13 @@ async function assertGatewayAnswers(postern: TestGateway): Promise<void> {
   await client.quit();
 }
 
-/**
- * Not an SMTP server: every connection gets an HTTP error and binary junk, or is dropped
- * without a byte, alternately.
- */
-async function startGarbageServer(port: number): Promise<{ readonly connections: number; close(): Promise<void> }> {
+interface RawServer {
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+/** A TCP server on `host`:`port` that hands each connection to `greet`, counting them; close() drops them all. */
+async function startRawServer(host: string, port: number, greet: (socket: Socket, nth: number) => void): Promise<RawServer> {
   const sockets = new Set<Socket>();
   let connections = 0;
   const server = createServer((socket) => {
@@ -65,16 +73,11 @@ async function startGarbageServer(port: number): Promise<{ readonly connections:
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
-    if (connections % 2 === 0) {
-      socket.destroy();
-      return;
-    }
-    socket.write('HTTP/1.1 400 Bad Request\r\n\r\n');
-    socket.end(Buffer.concat([randomBytes(512), Buffer.from('\r\n\x00\xff250 \r\n', 'latin1')]));
+    greet(socket, connections);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', resolve);
+    server.listen(port, host, resolve);
   });
   return {
     get connections() {
@@ -87,10 +90,27 @@ async function startGarbageServer(port: number): Promise<{ readonly connections:
   };
 }
 
+/** Not an SMTP server: every connection gets an HTTP error and binary junk, or is dropped without a byte, alternately. */
+function startGarbageServer(port: number): Promise<RawServer> {
+  return startRawServer('127.0.0.1', port, (socket, nth) => {
+    if (nth % 2 === 0) {
+      socket.destroy();
+      return;
+    }
+    socket.write('HTTP/1.1 400 Bad Request\r\n\r\n');
+    socket.end(Buffer.concat([randomBytes(512), Buffer.from('\r\n\x00\xff250 \r\n', 'latin1')]));
+  });
+}
+
+/** Takes TCP connections and never says a word: a tarpit, or a host whose SMTP service hangs. */
+function startSilentServer(host: string, port: number): Promise<RawServer> {
+  return startRawServer(host, port, () => undefined);
+}
+
 describe('network faults around the gateway', () => {
   test('a smarthost answering garbage defers the message, and a real smarthost on the same port then receives it', async (t) => {
     const port = await freePort();
-    let garbage: Awaited<ReturnType<typeof startGarbageServer>> | undefined = await startGarbageServer(port);
+    let garbage: RawServer | undefined = await startGarbageServer(port);
     let upstream: Awaited<ReturnType<typeof startUpstream>> | undefined;
     const postern = await startTestGateway({
       upstreamPort: port,
@@ -249,34 +269,3 @@ describe('network faults around the gateway', () => {
     await assertGatewayAnswers(postern);
   });
 });
-
-const SILENT_MX = '127.0.0.2';
-/** Relay to the upstream with one attempt only: the next is an hour away. */
-const SMARTHOST_ONE_HOUR = (port: number) =>
-  `{ mode: smarthost, smarthost: { host: 127.0.0.1, port: ${port}, tls: starttls, verifyCertificate: false }, retry: { schedule: [1h], maxAge: 1d, jitter: 0 } }`;
-const ANSWERING_MX = '127.0.0.3';
-
-/** Takes TCP connections and never says a word: a tarpit, or a host whose SMTP service hangs. */
-async function startSilentServer(host: string, port: number): Promise<{ readonly connections: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  let connections = 0;
-  const server = createServer((socket) => {
-    connections += 1;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, resolve);
-  });
-  return {
-    get connections() {
-      return connections;
-    },
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
