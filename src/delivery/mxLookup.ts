@@ -216,7 +216,7 @@ async function resolveAddresses(resolver: DnsResolver, name: string): Promise<Ho
  * earlier host (two MX names for one server need not be tried twice), and stops at `limit`
  * addresses in all. A host left without addresses is dropped, so none is ever empty.
  */
-function limitAddresses(hosts: MxHost[], limit: number): MxHost[] {
+export function limitAddresses(hosts: MxHost[], limit: number): MxHost[] {
   const seen = new Set<string>();
   const kept: MxHost[] = [];
   for (const host of hosts) {

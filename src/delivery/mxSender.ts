@@ -7,7 +7,7 @@ import type { SMTPConnectionOptions } from 'nodemailer/lib/smtp-connection';
 import type { DnsResolver } from '../policy/types.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import { lookupMx, type MxHost } from './mxLookup.js';
+import { DEFAULT_MAX_ADDRESSES, limitAddresses, lookupMx, type MxHost } from './mxLookup.js';
 import { mxMatchesPolicy, type MtaStsPolicy } from './mtaSts.js';
 import { resultsFromError, resultsFromInfo, smtpEnvelope, type DeliveryAttempt, type OutgoingMessage } from './smarthostSender.js';
 import { Semaphore } from './semaphore.js';
@@ -83,7 +83,13 @@ export class MxSender {
       recipients: recipients.map((address) => ({ address, outcome, reply })),
     });
 
-    const lookup = await lookupMx(domain, { resolver: this.options.resolver, ...(this.options.random && { random: this.options.random }) });
+    // Every host first: MTA-STS may rule some out, and the address limit applies to those left
+    // (a policy naming only the backup MX must not find it cut off behind the primary's addresses).
+    const lookup = await lookupMx(domain, {
+      resolver: this.options.resolver,
+      maxAddresses: Number.MAX_SAFE_INTEGER,
+      ...(this.options.random && { random: this.options.random }),
+    });
     if (!lookup.ok) return everyone(lookup.permanent ? 'failed' : 'deferred', `${lookup.enhancedCode} ${lookup.reply}`);
 
     let hosts = lookup.hosts;
@@ -105,6 +111,7 @@ export class MxSender {
       }
     }
     const enforced = sts?.mode === 'enforce';
+    hosts = limitAddresses(hosts, DEFAULT_MAX_ADDRESSES);
 
     const slots = this.slotsFor(domain);
     const release = await slots.acquire();

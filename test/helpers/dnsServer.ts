@@ -72,7 +72,8 @@ function zoneConfig(zone: TestZone): string {
     }
   }
   for (const [name, addresses] of Object.entries(zone.hosts ?? {})) {
-    lines.push(`host-record=${name},${addresses.join(',')}`);
+    // host-record takes one IPv4 and one IPv6 address; a line per address gives the name them all.
+    for (const address of addresses) lines.push(`host-record=${name},${address}`);
   }
   for (const [name, records] of Object.entries(zone.mx ?? {})) {
     for (const { preference, exchange } of records) {

@@ -19,6 +19,7 @@ import { createTestCa, type TestCa } from '../helpers/testCa.js';
 const DOMAIN = 'sts.test';
 const MX_NAME = `mx.${DOMAIN}`;
 const MX = '127.0.0.2';
+const ROGUE_NAME = `rogue.${DOMAIN}`;
 const POLICY = `version: STSv1\r\nmode: enforce\r\nmx: ${MX_NAME}\r\nmax_age: 86400\r\n`;
 
 /** The policy host: serves the policy over HTTPS, counting the requests. */
@@ -38,8 +39,11 @@ async function startPolicyHost(t: TestContext, ca: TestCa): Promise<{ port: numb
   return { port: (server.address() as AddressInfo).port, requests };
 }
 
-/** sts.test with its enforced policy, and its MX host presenting a certificate for `certificateNames`. */
-async function startStsWorld(t: TestContext, certificateNames: string[]) {
+/**
+ * sts.test with its enforced policy, and its MX host presenting a certificate for `certificateNames`.
+ * `rogue`: a more preferred MX host outside the policy, with these addresses (nothing listens there).
+ */
+async function startStsWorld(t: TestContext, certificateNames: string[], rogue: string[] = []) {
   const ca = createTestCa();
   const caDir = await mkdtemp(join(tmpdir(), 'postern-sts-ca-'));
   t.after(() => rm(caDir, { recursive: true, force: true }));
@@ -53,10 +57,11 @@ async function startStsWorld(t: TestContext, certificateNames: string[]) {
       zone: {
         zone: DOMAIN,
         txt: { [`_mta-sts.${DOMAIN}`]: ['v=STSv1; id=1'] },
-        mx: { [DOMAIN]: [{ preference: 10, exchange: MX_NAME }] },
-        hosts: { [`mta-sts.${DOMAIN}`]: ['127.0.0.1'], [MX_NAME]: [MX] },
+        mx: { [DOMAIN]: [{ preference: 20, exchange: MX_NAME }, ...(rogue.length > 0 ? [{ preference: 10, exchange: ROGUE_NAME }] : [])] },
+        hosts: { [`mta-sts.${DOMAIN}`]: ['127.0.0.1'], [MX_NAME]: [MX], ...(rogue.length > 0 && { [ROGUE_NAME]: rogue }) },
       },
       hosts: { [MX]: { tls: { key: mxCertificate.keyPem, cert: mxCertificate.certPem } } },
+      down: rogue,
     },
     {
       mx: `ca: ${JSON.stringify(caFile)}, mtaSts: { enabled: true, httpsPort: ${policyHost.port} }`,
@@ -104,5 +109,18 @@ describe('MTA-STS', () => {
     assert.equal(received!.secure, true, 'the session was TLS');
     await waitForEmptyQueue(postern);
     assert.ok(policyHost.requests.length >= 1, 'the policy was fetched');
+  });
+
+  test('a policy naming only a less preferred MX host finds it behind a preferred host with more addresses than are tried', async (t) => {
+    // The preferred host, outside the policy, has 12 addresses: more than the 10 tried per domain.
+    const rogue = Array.from({ length: 12 }, (_, i) => `127.0.0.${10 + i}`);
+    const { world, postern } = await startStsWorld(t, [MX_NAME], rogue);
+
+    await submit(postern, [`bob@${DOMAIN}`]);
+
+    const [received] = await world.hosts[MX]!.waitFor(1);
+    assert.deepEqual(received!.to, [`bob@${DOMAIN}`]);
+    assert.equal(received!.secure, true);
+    await waitForEmptyQueue(postern);
   });
 });
