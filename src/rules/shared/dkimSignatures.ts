@@ -41,12 +41,70 @@ export function hasDkimSignature(headers: readonly HeaderField[]): boolean {
   return headers.some((field) => field.key === 'dkim-signature');
 }
 
-/** Verifies every DKIM signature of `message`; stops reading it when `signal` aborts. */
-export async function checkDkimSignatures(message: PolicyMessage, deps: Pick<RuleDeps, 'resolver' | 'clock'>, signal?: AbortSignal): Promise<SignatureCheck[]> {
+/** One verification of a message, shared by the rules that ask for it while it runs or after. */
+interface SharedCheck {
+  result: Promise<SignatureCheck[]>;
+  /** Callers waiting for `result`; when the last one gives up, the verification stops. */
+  waiting: number;
+  stop: AbortController;
+}
+
+const verifications = new WeakMap<PolicyMessage, SharedCheck>();
+
+/**
+ * Verifies every DKIM signature of `message`, once per message: dkim-verify, dmarc and
+ * bulk-sender all ask, and each verification is a pass over the body, a DNS look-up and a
+ * public-key operation per signature. The work stops reading the message when every caller
+ * waiting for it has been aborted (`signal`); a caller that comes later starts it again.
+ */
+export function checkDkimSignatures(message: PolicyMessage, deps: Pick<RuleDeps, 'resolver' | 'clock'>, signal?: AbortSignal): Promise<SignatureCheck[]> {
+  if (signal?.aborted) return Promise.reject(abandoned(signal));
+  let shared = verifications.get(message);
+  if (!shared || shared.stop.signal.aborted) {
+    const stop = new AbortController();
+    shared = { result: verifySignatures(message, deps, stop.signal), waiting: 0, stop };
+    verifications.set(message, shared);
+  }
+  const check = shared;
+  check.waiting += 1;
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const leave = () => {
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      check.waiting -= 1;
+    };
+    const onAbort = () => {
+      if (settled) return;
+      leave();
+      if (check.waiting === 0) check.stop.abort();
+      reject(abandoned(signal!));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    check.result.then(
+      (checks) => {
+        if (settled) return;
+        leave();
+        resolve(checks);
+      },
+      (err: unknown) => {
+        if (settled) return;
+        leave();
+        reject(err);
+      },
+    );
+  });
+}
+
+function abandoned(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('the DKIM check was abandoned');
+}
+
+async function verifySignatures(message: PolicyMessage, deps: Pick<RuleDeps, 'resolver' | 'clock'>, signal: AbortSignal): Promise<SignatureCheck[]> {
   const input = message.open();
   const stop = () => input.destroy(new Error('the DKIM check was abandoned'));
-  if (signal?.aborted) stop();
-  signal?.addEventListener('abort', stop, { once: true });
+  if (signal.aborted) stop();
+  signal.addEventListener('abort', stop, { once: true });
   try {
     const verified = await dkimVerify(input, {
       // DnsResolver is mailauth's resolver shape with `unknown` records; they pass through as given.
@@ -67,7 +125,7 @@ export async function checkDkimSignatures(message: PolicyMessage, deps: Pick<Rul
         return { domain, outcome: 'fail', reason: comment || status };
       });
   } finally {
-    signal?.removeEventListener('abort', stop);
+    signal.removeEventListener('abort', stop);
     input.destroy();
   }
 }
